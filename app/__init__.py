@@ -1,0 +1,1 @@
+"""Unisight application logic: pipeline, sources, gallery, tracking, CLI. No Qt, no TensorRT."""
