@@ -1,0 +1,73 @@
+"""The `main.py` command line: one parser, subcommands discovered in `app.commands`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from app.errors import UserError
+
+log = logging.getLogger("unisight")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Unisight: real-time face detection and recognition.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import app.commands as commands_pkg
+
+    for mod in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"app.commands.{mod.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, run the subcommand and turn errors into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        if args.command is None:
+            return _default_job(parser)
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _default_job(parser: argparse.ArgumentParser) -> int:
+    """`python main.py` with no arguments: the GUI when it exists, else identify the sample."""
+    try:
+        gui = importlib.import_module("app.commands.gui")
+    except ModuleNotFoundError:
+        gui = None
+    if gui is not None:
+        return main(["gui"])
+    from app.paths import SAMPLE_IMAGE
+
+    return main(["identify", str(SAMPLE_IMAGE)])

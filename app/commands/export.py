@@ -1,0 +1,40 @@
+"""`main.py export onnx`: write the single-shot graph as one ONNX file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export the single-shot network",
+                       description="Export the whole graph (decoding, NMS, ROI pooling, embeddings) to ONNX.")
+    p.add_argument("format", choices=["onnx"], help="output format")
+    p.add_argument("--config", default="prod", help="network configuration (prod, tiny)")
+    p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
+    p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from app.errors import UserError
+    from engines.model.config import get_config
+    from engines.model.export import export_onnx
+
+    try:
+        get_config(args.config)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.weights is not None and not args.weights.exists():
+        raise UserError(f"weights file not found: {args.weights}")
+    out = args.out or Path(f"uniface_{args.config}.onnx")
+    try:
+        export_onnx(args.config, args.weights, out)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    import onnx
+
+    meta = {p.key.removeprefix("unisight."): p.value for p in onnx.load(str(out)).metadata_props}
+    summary = {"output": str(out), "bytes": out.stat().st_size, **meta}
+    print(json.dumps(summary) if args.json else f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB, {meta.get('model_id')})")
+    return 0

@@ -1,0 +1,62 @@
+"""Command-line options shared by every command that runs a face engine."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from app.errors import UserError
+from app.paths import user_cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480), with a clear error for anything else."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
+    if w < 1 or h < 1 or w > 16384 or h > 16384:
+        raise argparse.ArgumentTypeError(f"size {text!r} is out of range (1..16384 per side)")
+    return w, h
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """A network input size: multiples of 32, at least 128 per side."""
+    w, h = parse_size(text)
+    if w % 32 or h % 32 or w < 128 or h < 128:
+        raise argparse.ArgumentTypeError(f"input size must be multiples of 32, at least 128x128, got {text!r}")
+    return w, h
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine, --backend, --device, --config, --weights, --input-size."""
+    g = parser.add_argument_group("engine")
+    g.add_argument("--engine", choices=["uniface", "cascade"], default="uniface",
+                   help="uniface: single-shot network (default); cascade: MTCNN + dlib (accurate, slow)")
+    g.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, tensorrt")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's best)")
+    g.add_argument("--config", default="prod", help="network configuration (prod, tiny)")
+    g.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped model)")
+    g.add_argument("--input-size", type=parse_input_size, default=None, metavar="WxH",
+                   help="network input size (default: the configuration's, 640x480)")
+
+
+def make_engine(args: argparse.Namespace, backend: str | None = None):
+    """The engine the options ask for; unavailable backends become a `UserError`."""
+    from engines.backends.base import EngineUnavailable
+    from engines.backends.registry import create_engine
+
+    if args.weights is not None and not args.weights.exists():
+        raise UserError(f"weights file not found: {args.weights}")
+    kw = {}
+    if args.engine == "uniface":
+        kw = dict(config=args.config, weights=args.weights, cache_dir=user_cache_dir(), input_size=args.input_size)
+    try:
+        engine = create_engine(args.engine, backend or args.backend, device=args.device, **kw)
+    except (EngineUnavailable, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if engine.info.random_weights:
+        log.warning("running RANDOM WEIGHTS (%s): detections and names are meaningless", engine.info.model_id)
+    return engine

@@ -1,0 +1,7 @@
+"""Errors meant for the user: the CLI prints them as one line and exits non-zero."""
+
+
+class UserError(Exception):
+    """Bad input or an impossible request; the message says what and what to do."""
+
+    exit_code = 2

@@ -1,0 +1,90 @@
+"""Creating engines by name: `create_engine("uniface", "auto")` picks the best runnable backend."""
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Callable
+
+from engines.backends.base import EngineUnavailable, FaceEngine
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("uniface", "cascade")
+# backend name -> "module:Class", imported only when asked for
+UNIFACE_BACKENDS: dict[str, str] = {
+    "tensorrt": "engines.backends.tensorrt_backend:TensorRTBackend",
+    "onnxruntime": "engines.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "torch": "engines.backends.torch_backend:TorchBackend",
+}
+CASCADE = "engines.teachers.cascade:CascadeEngine"
+# `auto` tries these in order: the fastest first, CPU last
+AUTO_ORDER: tuple[tuple[str, str], ...] = (
+    ("tensorrt", "cuda"),
+    ("onnxruntime", "cuda"),
+    ("torch", "cuda"),
+    ("onnxruntime", "cpu"),
+    ("torch", "cpu"),
+)
+
+
+def _load(target: str) -> Callable[..., FaceEngine]:
+    module, cls = target.split(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError as exc:
+        raise EngineUnavailable(f"{module} cannot be imported: {exc}") from exc
+
+
+def backend_names(engine: str = "uniface") -> list[str]:
+    """Backend names a user may ask for, `auto` first."""
+    return ["auto", *UNIFACE_BACKENDS] if engine == "uniface" else ["auto", "dlib"]
+
+
+def create_engine(engine: str = "uniface", backend: str = "auto", device: str | None = None, **kw) -> FaceEngine:
+    """A ready `FaceEngine`.
+
+    engine: "uniface" (single-shot) or "cascade" (MTCNN + dlib).
+    backend: a name from `backend_names()`; "auto" tries `AUTO_ORDER` and logs each skip.
+    device: "cpu", "cuda" or "cuda:N" (None: the backend's best).
+    kw: config, weights, cache_dir, input_size, passed to uniface backends.
+    """
+    if engine == "cascade":
+        if backend not in ("auto", "dlib"):
+            raise ValueError(f"the cascade engine runs on dlib; backend {backend!r} does not apply")
+        return _load(CASCADE)()
+    if engine != "uniface":
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if backend != "auto":
+        if backend not in UNIFACE_BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(backend_names())}")
+        return _load(UNIFACE_BACKENDS[backend])(device=device or default_device(backend), **kw)
+    reasons = []
+    for name, dev in AUTO_ORDER:
+        if device is not None and not dev.startswith(device.split(":")[0]):
+            continue
+        try:
+            eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, **kw)
+        except EngineUnavailable as exc:
+            reasons.append(f"{name}/{dev}: {exc}")
+            log.debug("auto: %s on %s unavailable: %s", name, dev, exc)
+            continue
+        skipped = "; ".join(reasons) if reasons else "nothing faster was tried"
+        log.info("auto backend: %s on %s (skipped: %s)", name, dev, skipped)
+        return eng
+    raise EngineUnavailable("no backend can run here: " + "; ".join(reasons))
+
+
+def default_device(backend: str) -> str:
+    """CUDA when this backend can use a GPU here, CPU otherwise."""
+    if backend == "tensorrt":
+        return "cuda"
+    try:
+        if backend == "onnxruntime":
+            import onnxruntime
+
+            return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"

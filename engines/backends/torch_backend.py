@@ -1,0 +1,56 @@
+"""PyTorch backend: the reference implementation, CPU or CUDA."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engines.backends.base import EngineInfo, EngineUnavailable
+from engines.backends.uniface import UnifaceBackend
+from engines.preprocess import RawOutputs
+
+
+class TorchBackend(UnifaceBackend):
+    """Runs the network module itself (same graph as the ONNX export)."""
+
+    def __init__(
+        self,
+        config: str = "prod",
+        weights: Path | None = None,
+        device: str = "cpu",
+        input_size: tuple[int, int] | None = None,
+        **_: object,
+    ):
+        try:
+            import torch
+        except ImportError as exc:
+            raise EngineUnavailable("torch is not installed") from exc
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise EngineUnavailable("torch has no CUDA device here")
+        from engines.model.weights import load_model
+
+        self.torch = torch
+        self.device = torch.device(device)
+        model, meta = load_model(config, weights)
+        self.model = model.to(self.device)
+        info = EngineInfo(
+            engine="uniface",
+            backend="torch",
+            device=str(self.device),
+            model_id=meta.model_id,
+            random_weights=meta.random_weights,
+            input_size=tuple(input_size or model.cfg.input_size),
+        )
+        super().__init__(info, max_faces=model.cfg.max_faces)
+
+    def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:
+        torch = self.torch
+        with torch.inference_mode():
+            images = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            thr = torch.tensor([score_threshold], dtype=torch.float32, device=self.device)
+            k = torch.tensor([max_faces], dtype=torch.int32, device=self.device)
+            outputs = self.model(images, thr, k)
+        return RawOutputs(*(t.cpu().numpy() for t in outputs))
+
+    def close(self) -> None:
+        self.model = None

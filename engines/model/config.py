@@ -1,0 +1,121 @@
+"""Named network configurations: `prod` (the shipped model) and `tiny` (tests)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ASPECT_RATIOS = (0.95, 0.8, 0.65)  # anchor width / height, as in the Uniface paper
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One backbone stage: depthwise-separable blocks, the first with stride 2."""
+
+    channels: int
+    blocks: int
+
+
+@dataclass(frozen=True)
+class UnifaceConfig:
+    """Everything that shapes the network; weights are only valid for the config they came from.
+
+    Backbone stages run at strides 4, 8, 16, ...; the stages from stride 8 on are the
+    bottom-up levels F_bu that carry detection heads. The top-down pathway fuses them all
+    into F_r at stride 4, which the landmark-attention head samples.
+    """
+
+    name: str
+    stem_channels: int
+    stages: tuple[StageSpec, ...]  # strides 4, 8, 16, ... (first is the F_r lateral)
+    anchor_sizes: tuple[tuple[float, ...], ...]  # per bottom-up level (strides 8, 16, ...)
+    td_channels: int  # width of the top-down pathway
+    fr_channels: int  # width of F_r
+    face_roi: int  # face region sampled to face_roi x face_roi
+    landmark_roi: int  # each landmark region sampled to landmark_roi x landmark_roi
+    face_branch: tuple[int, int]  # channels of the face branch's two conv stages
+    landmark_branch: tuple[int, int]  # channels of each landmark branch's two conv stages
+    landmark_region_scale: float = 0.45  # side of a landmark region, x the face box size
+    max_faces: int = 64  # K: faces kept per image after NMS
+    pre_nms_topk: int = 300
+    nms_iou: float = 0.4
+    nms_iterations: int = 16  # Cluster-NMS rounds; equals greedy NMS for chains up to this long
+    input_size: tuple[int, int] = (640, 480)  # default network input (w, h); multiples of 32
+    aspect_ratios: tuple[float, ...] = ASPECT_RATIOS
+    embedding_dim: int = 128
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        levels = len(self.stages) - 1
+        if levels < 4:
+            raise ValueError(f"{self.name}: need at least 4 bottom-up levels, got {levels}")
+        if len(self.anchor_sizes) != levels:
+            raise ValueError(f"{self.name}: {levels} levels but {len(self.anchor_sizes)} anchor size lists")
+        # Face branch: 2 pools of 2 -> (face_roi/4)^2 cells x face_branch[1] channels = 512.
+        face_dim = self.face_branch[1] * (self.face_roi // 4) ** 2
+        lmk_dim = self.landmark_branch[1] * (self.landmark_roi // 4) ** 2
+        if face_dim != 512 or lmk_dim != 128:
+            raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
+        w, h = self.input_size
+        if w % 32 or h % 32:
+            raise ValueError(f"{self.name}: input size {self.input_size} must be multiples of 32")
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Strides of the bottom-up (detection) levels."""
+        return tuple(8 * 2**i for i in range(len(self.stages) - 1))
+
+    @property
+    def anchors_per_cell(self) -> tuple[int, ...]:
+        return tuple(len(s) * len(self.aspect_ratios) for s in self.anchor_sizes)
+
+
+PROD = UnifaceConfig(
+    name="prod",
+    stem_channels=16,
+    stages=(
+        StageSpec(32, 2),  # stride 4
+        StageSpec(64, 2),  # stride 8
+        StageSpec(128, 3),  # stride 16
+        StageSpec(192, 2),  # stride 32
+        StageSpec(256, 1),  # stride 64
+        StageSpec(256, 1),  # stride 128
+    ),
+    anchor_sizes=((12.0, 20.0), (32.0, 48.0), (72.0, 108.0), (160.0, 240.0), (340.0, 480.0)),
+    td_channels=64,
+    fr_channels=32,
+    face_roi=16,
+    landmark_roi=8,
+    face_branch=(64, 32),
+    landmark_branch=(32, 32),
+)
+
+TINY = UnifaceConfig(
+    name="tiny",
+    stem_channels=8,
+    stages=(
+        StageSpec(8, 1),
+        StageSpec(16, 1),
+        StageSpec(16, 1),
+        StageSpec(24, 1),
+        StageSpec(24, 1),
+    ),
+    anchor_sizes=((16.0,), (32.0,), (64.0,), (128.0, 256.0)),
+    td_channels=16,
+    fr_channels=8,
+    face_roi=8,
+    landmark_roi=8,
+    face_branch=(16, 128),
+    landmark_branch=(16, 32),
+    max_faces=16,
+    pre_nms_topk=100,
+    input_size=(160, 128),
+)
+
+CONFIGS = {c.name: c for c in (PROD, TINY)}
+
+
+def get_config(name: str) -> UnifaceConfig:
+    """The named configuration, or a ValueError listing the known ones."""
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ValueError(f"unknown model config {name!r}; known: {', '.join(CONFIGS)}") from None

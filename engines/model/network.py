@@ -1,0 +1,208 @@
+"""The Uniface network: bottom-up detection pathway, top-down fusion into F_r, landmark attention.
+
+One module holds the whole inference graph (`forward`): uint8 images in; boxes, scores,
+landmarks, embeddings and counts out, with decoding, NMS and ROI pooling inside, so that
+PyTorch, ONNX Runtime and TensorRT all run the same computation. Training uses
+`forward_heads` and `embed`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
+from engines.model.config import UnifaceConfig
+from engines.model.layers import ConvBNReLU, SeparableConv
+from engines.model.nms import cluster_nms
+from engines.model.roi import roi_align, stack_feature_maps
+
+OUTPUTS_PER_ANCHOR = 2 + 4 + 10  # class logits, box offsets, landmark offsets
+PIXEL_MEAN, PIXEL_SCALE = 127.5, 1 / 128.0
+
+
+@dataclass
+class HeadOutputs:
+    """Raw per-anchor predictions for a batch (A = all anchors of all levels)."""
+
+    logits: torch.Tensor  # (N, A, 2)
+    box_deltas: torch.Tensor  # (N, A, 4)
+    landmark_deltas: torch.Tensor  # (N, A, 10)
+    anchors: torch.Tensor  # (A, 4) cx cy w h
+    fr: torch.Tensor  # (N, C_r, H/4, W/4)
+
+
+class Backbone(nn.Module):
+    """Stem (stride 2) and separable-conv stages at strides 4, 8, 16, ..."""
+
+    def __init__(self, cfg: UnifaceConfig):
+        super().__init__()
+        self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
+        stages, cin = [], cfg.stem_channels
+        for spec in cfg.stages:
+            blocks = [SeparableConv(cin, spec.channels, stride=2)]
+            blocks += [SeparableConv(spec.channels, spec.channels) for _ in range(spec.blocks - 1)]
+            stages.append(nn.Sequential(*blocks))
+            cin = spec.channels
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class TopDown(nn.Module):
+    """F_td^{i+1} = Upsample(F_td^i + F_bu^i), coarsest level first, ending in F_r at stride 4."""
+
+    def __init__(self, cfg: UnifaceConfig):
+        super().__init__()
+        chans = [s.channels for s in cfg.stages]
+        self.laterals = nn.ModuleList(ConvBNReLU(c, cfg.td_channels, 1, relu=False) for c in chans)
+        self.out = SeparableConv(cfg.td_channels, cfg.fr_channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        td = self.laterals[-1](feats[-1])
+        for lateral, feat in zip(reversed(self.laterals[:-1]), reversed(feats[:-1])):
+            td = F.interpolate(td, size=feat.shape[-2:], mode="nearest") + lateral(feat)
+        return self.out(td)
+
+
+class DetectionHead(nn.Module):
+    """SSD-style head on one bottom-up level: per anchor 2 + 4 + 10 outputs."""
+
+    def __init__(self, cin: int, anchors: int):
+        super().__init__()
+        self.dw = ConvBNReLU(cin, cin, 3, groups=cin)
+        self.pred = nn.Conv2d(cin, anchors * OUTPUTS_PER_ANCHOR, 1)
+        self.anchors = anchors
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pred(self.dw(x))  # (N, A*16, h, w)
+        n = y.shape[0]
+        return y.permute(0, 2, 3, 1).reshape(n, -1, OUTPUTS_PER_ANCHOR)
+
+
+class RegionBranch(nn.Module):
+    """Two conv-ReLU-pool stages (separable convs) over a pooled region, flattened."""
+
+    def __init__(self, cin: int, channels: tuple[int, int]):
+        super().__init__()
+        c1, c2 = channels
+        self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2))
+        self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage2(self.stage1(x)).flatten(1)
+
+
+class LandmarkAttention(nn.Module):
+    """Face region (512-D) + eyes, nose and mouth-centre regions (4 x 128-D) -> 128-D unit vector."""
+
+    def __init__(self, cfg: UnifaceConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch)
+        self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch) for _ in range(4))
+        self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
+
+    def regions(self, boxes: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """Square regions (R, 4, 4) around left eye, right eye, nose and mouth centre."""
+        centres = torch.stack(
+            [landmarks[:, 0], landmarks[:, 1], landmarks[:, 2], (landmarks[:, 3] + landmarks[:, 4]) / 2], dim=1
+        )
+        wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)
+        half = (self.cfg.landmark_region_scale / 2) * torch.sqrt(wh[:, 0] * wh[:, 1])
+        half = half[:, None, None]
+        return torch.cat([centres - half, centres + half], dim=-1)
+
+    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index) -> torch.Tensor:
+        """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels."""
+        cfg = self.cfg
+        r = boxes.shape[0]
+        face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4)
+        regions = self.regions(boxes, landmarks).reshape(-1, 4)
+        part_index = batch_index[:, None].expand(r, 4).reshape(-1)
+        parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride=4)
+        parts = parts.reshape(r, 4, *parts.shape[1:])
+        feats = [self.face(face)] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
+        return F.normalize(self.project(torch.cat(feats, dim=1)), dim=1)
+
+
+class Uniface(nn.Module):
+    """The whole single-shot network."""
+
+    def __init__(self, cfg: UnifaceConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = Backbone(cfg)
+        self.topdown = TopDown(cfg)
+        self.heads = nn.ModuleList(
+            DetectionHead(s.channels, a) for s, a in zip(cfg.stages[1:], cfg.anchors_per_cell)
+        )
+        self.attention = LandmarkAttention(cfg)
+        for i, sizes in enumerate(cfg.anchor_sizes):
+            self.register_buffer(f"anchor_shapes_{i}", level_anchor_shapes(sizes, cfg.aspect_ratios), persistent=False)
+
+    @staticmethod
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        """uint8 BGR (N, H, W, 3) -> float (N, 3, H, W), zero-centred, about unit range."""
+        return (images.permute(0, 3, 1, 2).float() - PIXEL_MEAN) * PIXEL_SCALE
+
+    def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
+        """Normalised images (N, 3, H, W) -> per-anchor predictions, anchors and F_r."""
+        feats = self.backbone(x)
+        fr = self.topdown(feats)
+        preds, anchors = [], []
+        for i, (head, feat, stride) in enumerate(zip(self.heads, feats[1:], self.cfg.strides)):
+            preds.append(head(feat))
+            shapes = getattr(self, f"anchor_shapes_{i}")
+            anchors.append(grid_anchors(feat.shape[2], feat.shape[3], stride, shapes))
+        p = torch.cat(preds, dim=1)
+        return HeadOutputs(p[..., :2], p[..., 2:6], p[..., 6:], torch.cat(anchors, 0).to(x.device), fr)
+
+    def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index) -> torch.Tensor:
+        """Embeddings for given faces (e.g. teacher boxes and landmarks during training)."""
+        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index)
+
+    def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
+        """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""
+        cfg = self.cfg
+        n = images.shape[0]
+        out = self.forward_heads(self.normalise(images))
+        scores = out.logits.softmax(-1)[..., 1]
+        scores, order = scores.topk(cfg.pre_nms_topk, dim=1)  # sorted, descending
+        anchors = out.anchors[order]  # (N, M, 4)
+        boxes = decode_boxes(torch.gather(out.box_deltas, 1, order[..., None].expand(-1, -1, 4)), anchors)
+        lmk_deltas = torch.gather(out.landmark_deltas, 1, order[..., None].expand(-1, -1, 10))
+        landmarks = decode_landmarks(lmk_deltas, anchors)
+        keep = cluster_nms(boxes, cfg.nms_iou, cfg.nms_iterations)
+        scores, order = (scores * keep.to(scores.dtype)).topk(cfg.max_faces, dim=1)
+        boxes = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
+        landmarks = torch.gather(landmarks, 1, order[..., None, None].expand(-1, -1, 5, 2))
+        hw = torch._shape_as_tensor(images)[1:3].to(boxes.dtype)  # stays dynamic when exported
+        boxes = torch.minimum(boxes.clamp(min=0), torch.stack([hw[1], hw[0], hw[1], hw[0]]))
+        rank = torch.arange(cfg.max_faces, device=images.device)[None, :]
+        valid = (scores > score_threshold) & (rank < max_faces.to(rank.dtype))
+        count = valid.sum(1).to(torch.int32)
+        validf = valid.to(scores.dtype)
+        scores, boxes = scores * validf, boxes * validf[..., None]
+        landmarks = landmarks * validf[..., None, None]
+
+        # Landmark attention on the valid faces only, plus one throwaway face so the
+        # ROI batch is never empty; its result lands in a spare row that is cut off.
+        k = cfg.max_faces
+        flat = torch.nonzero(valid.reshape(-1)).reshape(-1)
+        zero = torch.zeros(1, dtype=flat.dtype, device=flat.device)
+        source = torch.cat([flat, zero])
+        target = torch.cat([flat, zero + n * k])
+        emb = self.embed(out.fr, boxes.reshape(-1, 4)[source], landmarks.reshape(-1, 5, 2)[source], source // k)
+        embeddings = torch.zeros(n * k + 1, cfg.embedding_dim, dtype=emb.dtype, device=emb.device)
+        embeddings[target] = emb
+        embeddings = embeddings[: n * k].reshape(n, k, cfg.embedding_dim)
+        return boxes, scores, landmarks, embeddings, count

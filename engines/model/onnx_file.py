@@ -1,0 +1,40 @@
+"""Finding or making the ONNX file for a configuration and its weights."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engines.model.weights import default_weights
+
+log = logging.getLogger(__name__)
+
+
+def shipped_onnx(config_name: str) -> Path:
+    """The ONNX exported from the shipped weights, committed beside them."""
+    return default_weights(config_name).with_suffix(".onnx")
+
+
+def resolve_onnx(config_name: str, weights: Path | None, cache_dir: Path | None) -> tuple[Path, dict]:
+    """Path of an ONNX graph for these weights and its metadata (model id, random or not).
+
+    The shipped graph is used as is; other weights (or none: random) are exported once
+    into `cache_dir/onnx/` under their model id.
+    """
+    import onnx
+
+    if weights is None and shipped_onnx(config_name).exists() and default_weights(config_name).exists():
+        path = shipped_onnx(config_name)
+    else:
+        from engines.model.export import export_onnx
+        from engines.model.weights import load_model
+
+        _, meta = load_model(config_name, weights)
+        if cache_dir is None:
+            raise ValueError("a cache folder is needed to export these weights to ONNX")
+        path = Path(cache_dir) / "onnx" / f"{meta.model_id}.onnx"
+        if not path.exists():
+            log.info("exporting %s to %s (once)", meta.model_id, path)
+            export_onnx(config_name, weights, path)
+    proto = onnx.load(str(path), load_external_data=False)
+    meta = {p.key.removeprefix("unisight."): p.value for p in proto.metadata_props if p.key.startswith("unisight.")}
+    return path, meta

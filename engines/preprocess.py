@@ -1,0 +1,85 @@
+"""Pre- and post-processing shared by every single-shot backend.
+
+The network takes a uint8 BGR batch (N, H, W, 3) at its input size and normalises it itself;
+frames are letterboxed into it (scaled to fit, anchored top-left, zero padding), so mapping
+results back to the frame is a division by the scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from engines.faces import Faces
+
+
+@dataclass(slots=True)
+class Letterbox:
+    """How one frame was placed in the network input."""
+
+    scale: float  # input pixels per frame pixel
+    frame_size: tuple[int, int]  # (w, h) of the original frame
+
+
+@dataclass(slots=True)
+class RawOutputs:
+    """The graph's outputs for a batch, in network-input pixels (K = max faces per image)."""
+
+    boxes: np.ndarray  # (N, K, 4) float32
+    scores: np.ndarray  # (N, K) float32
+    landmarks: np.ndarray  # (N, K, 5, 2) float32
+    embeddings: np.ndarray  # (N, K, 128) float32
+    count: np.ndarray  # (N,) int32: valid faces per image, sorted first
+
+
+def letterbox_into(frame: np.ndarray, out: np.ndarray) -> Letterbox:
+    """Scale `frame` (h, w, 3 uint8) to fit `out` (H, W, 3 uint8), top-left; zero the rest."""
+    h, w = frame.shape[:2]
+    H, W = out.shape[:2]
+    scale = min(W / w, H / h)
+    nw, nh = max(1, min(W, round(w * scale))), max(1, min(H, round(h * scale)))
+    if (nw, nh) == (w, h):
+        out[:h, :w] = frame
+    else:
+        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+        out[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp)
+    if nh < H:
+        out[nh:] = 0
+    if nw < W:
+        out[:nh, nw:] = 0
+    return Letterbox(scale=scale, frame_size=(w, h))
+
+
+def letterbox_batch(frames, input_size: tuple[int, int], out: np.ndarray | None = None):
+    """Letterbox BGR frames into one (N, H, W, 3) uint8 batch; returns (batch, placements).
+
+    `out` may be a preallocated (pinned, reused) buffer of at least N images.
+    """
+    W, H = input_size
+    n = len(frames)
+    if out is None or out.shape[0] < n or out.shape[1:] != (H, W, 3):
+        out = np.empty((n, H, W, 3), np.uint8)
+    boxes = [letterbox_into(f, out[i]) for i, f in enumerate(frames)]
+    return out[:n], boxes
+
+
+def to_faces(raw: RawOutputs, placements: list[Letterbox]) -> list[Faces]:
+    """Cut the padded outputs to each image's count and map them to frame pixels."""
+    result = []
+    for i, lb in enumerate(placements):
+        k = int(raw.count[i])
+        s = lb.scale
+        w, h = lb.frame_size
+        boxes = raw.boxes[i, :k] / s
+        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
+        result.append(
+            Faces(
+                boxes=boxes,
+                scores=raw.scores[i, :k].copy(),
+                landmarks=raw.landmarks[i, :k] / s,
+                embeddings=raw.embeddings[i, :k].copy(),
+            )
+        )
+    return result

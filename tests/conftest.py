@@ -1,0 +1,28 @@
+"""Test-wide setup: private data/cache folders, offscreen Qt, the shared data location."""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="unisight-tests-"))
+# Never touch the user's real gallery or cache from tests.
+os.environ["UNISIGHT_DATA"] = str(_SESSION_DIR / "data")
+os.environ["UNISIGHT_CACHE"] = str(_SESSION_DIR / "cache")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or skip the test when it is not there."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return Path(os.environ["UNISIGHT_CACHE"])

@@ -1,0 +1,112 @@
+"""Backends: PyTorch and ONNX Runtime agree, `auto` falls back, Faces come back in frame pixels."""
+import logging
+
+import numpy as np
+import pytest
+
+from app.paths import SAMPLE_IMAGE
+from engines.backends.base import EngineUnavailable
+from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engines.backends.registry import create_engine
+from engines.backends.torch_backend import TorchBackend
+from engines.faces import Faces
+
+
+def _frames():
+    import cv2
+
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    rng = np.random.default_rng(0)
+    frames = [img, cv2.resize(img, (300, 200)), rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)]
+    # noise breaks exact score ties, which random weights produce on flat image areas and
+    # which two runtimes may order differently
+    return [np.clip(f + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8) for f in frames]
+
+
+def spread_weights(config: str, path):
+    """Seeded weights whose scores differ between anchors (a fresh init scores all alike)."""
+    import torch
+
+    from engines.model.weights import load_model
+
+    model, _ = load_model(config)
+    gen = torch.Generator().manual_seed(1)
+    # batch-norm statistics from a few images keep deep activations alive (a fresh init
+    # with unit running variance lets them fade to a constant)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for f in _frames():
+            model.forward_heads(model.normalise(torch.from_numpy(f)[None]))
+    model.eval()
+    with torch.no_grad():
+        for head in model.heads:
+            head.pred.weight.normal_(0, 0.3 / head.pred.in_channels**0.5, generator=gen)
+            head.pred.bias.normal_(0, 0.3, generator=gen)
+    torch.save({"config": config, "state_dict": model.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize("config", ["tiny", "prod"])
+def test_torch_and_onnxruntime_agree(config, cache_dir, tmp_path):
+    frames = _frames()
+    weights = spread_weights(config, tmp_path / "w.pt")
+    ort_engine = OnnxRuntimeBackend(config=config, weights=weights, cache_dir=cache_dir)
+    torch_engine = TorchBackend(config=config, weights=weights)
+    assert not ort_engine.info.random_weights
+    assert ort_engine.info.model_id == torch_engine.info.model_id
+    # threshold -1 makes every candidate a face, so the comparison covers K faces per image
+    a = ort_engine.infer(frames, score_threshold=-1.0)
+    b = torch_engine.infer(frames, score_threshold=-1.0)
+    for fa, fb in zip(a, b):
+        assert len(fa) == len(fb) > 0
+        np.testing.assert_allclose(fa.boxes, fb.boxes, atol=1e-2)
+        np.testing.assert_allclose(fa.scores, fb.scores, atol=1e-5)
+        np.testing.assert_allclose(fa.landmarks, fb.landmarks, atol=1e-2)
+        assert np.abs(fa.embeddings - fb.embeddings).max() < 1e-3
+
+
+def test_faces_in_frame_coordinates(cache_dir):
+    engine = OnnxRuntimeBackend(config="tiny", cache_dir=cache_dir)
+    big = np.zeros((1000, 1600, 3), np.uint8)
+    faces = engine.infer([big], score_threshold=-1.0, max_faces=5)[0]
+    assert isinstance(faces, Faces) and len(faces) == 5
+    assert faces.boxes[:, 0::2].max() <= 1600 and faces.boxes[:, 1::2].max() <= 1000
+    # a frame at 10x the input scale gets boxes spread over the whole frame, not the input
+    assert faces.boxes.max() > engine.input_size[0]
+
+
+def test_max_faces_and_threshold(cache_dir):
+    engine = OnnxRuntimeBackend(config="tiny", cache_dir=cache_dir)
+    frame = _frames()[2]
+    assert len(engine.infer([frame], score_threshold=-1.0, max_faces=3)[0]) == 3
+    assert len(engine.infer([frame], score_threshold=1.0)[0]) == 0
+    assert engine.infer([]) == []
+
+
+def test_auto_falls_back_and_says_why(cache_dir, caplog):
+    with caplog.at_level(logging.INFO, logger="engines.backends.registry"):
+        engine = create_engine("uniface", "auto", config="tiny", cache_dir=cache_dir)
+    # no GPU here: TensorRT and the CUDA paths are skipped, ONNX Runtime on the CPU serves
+    assert engine.info.backend == "onnxruntime" and engine.info.device == "cpu"
+    assert "auto backend: onnxruntime on cpu" in caplog.text
+
+
+def test_explicit_gpu_backend_is_unavailable_without_cuda(cache_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(EngineUnavailable):
+        create_engine("uniface", "torch", device="cuda", config="tiny")
+    with pytest.raises(EngineUnavailable):
+        create_engine("uniface", "onnxruntime", device="cuda", config="tiny", cache_dir=cache_dir)
+    with pytest.raises(ValueError):
+        create_engine("uniface", "nonsense")
+
+
+def test_random_weights_are_flagged(cache_dir):
+    engine = create_engine("uniface", "onnxruntime", config="tiny", cache_dir=cache_dir)
+    assert engine.info.random_weights and engine.info.model_id.endswith("random")

@@ -1,0 +1,132 @@
+"""The network: shapes for both configs, anchors, box coding, NMS, ROI sampling."""
+import numpy as np
+import pytest
+import torch
+
+from engines.model.anchors import (
+    decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
+)
+from engines.model.config import PROD, TINY, get_config
+from engines.model.network import Uniface
+from engines.model.nms import box_iou, cluster_nms
+from engines.model.roi import roi_align, stack_feature_maps
+
+
+def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Textbook greedy NMS, one box at a time."""
+    kept: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        ok = True
+        for j in kept:
+            x1, y1 = max(boxes[i, 0], boxes[j, 0]), max(boxes[i, 1], boxes[j, 1])
+            x2, y2 = min(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
+            inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+            union = np.prod(boxes[i, 2:] - boxes[i, :2]) + np.prod(boxes[j, 2:] - boxes[j, :2]) - inter
+            if inter / union > iou_threshold:
+                ok = False
+                break
+        if ok:
+            kept.append(int(i))
+    return kept
+
+
+@pytest.mark.parametrize("cfg", [TINY, PROD], ids=["tiny", "prod"])
+def test_output_shapes_and_contract(cfg):
+    model = Uniface(cfg).eval()
+    w, h = cfg.input_size
+    images = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        boxes, scores, landmarks, emb, count = model(images, torch.tensor([-1.0]), torch.tensor([3], dtype=torch.int32))
+    k = cfg.max_faces
+    assert boxes.shape == (2, k, 4) and scores.shape == (2, k)
+    assert landmarks.shape == (2, k, 5, 2) and emb.shape == (2, k, 128)
+    assert count.dtype == torch.int32 and count.tolist() == [3, 3]
+    # valid faces are unit embeddings, sorted by score; the rest is zero
+    assert torch.allclose(emb[:, :3].norm(dim=-1), torch.ones(2, 3), atol=1e-5)
+    assert torch.all(emb[:, 3:] == 0) and torch.all(scores[:, 3:] == 0)
+    assert torch.all(scores[:, :-1] >= scores[:, 1:])
+    assert torch.all(boxes[..., 0::2] <= w) and torch.all(boxes[..., 1::2] <= h) and torch.all(boxes >= 0)
+
+
+def test_head_outputs_per_anchor():
+    model = Uniface(TINY).eval()
+    out = model.forward_heads(torch.zeros(1, 3, 128, 160))
+    expected = sum(-(-128 // s) * -(-160 // s) * a for s, a in zip(TINY.strides, TINY.anchors_per_cell))
+    assert out.logits.shape == (1, expected, 2)
+    assert out.box_deltas.shape == (1, expected, 4) and out.landmark_deltas.shape == (1, expected, 10)
+    assert out.anchors.shape == (expected, 4)
+    assert out.fr.shape == (1, TINY.fr_channels, 32, 40)  # F_r at stride 4
+
+
+def test_prod_config_covers_sizes_and_ratios():
+    assert PROD.aspect_ratios == (0.95, 0.8, 0.65)
+    assert len(PROD.strides) >= 4 and PROD.strides[0] == 8 and PROD.strides[-1] >= 64
+    sizes = [s for level in PROD.anchor_sizes for s in level]
+    assert min(sizes) <= 12  # ~10 px faces
+    w, h = PROD.input_size
+    assert max(sizes) >= 0.95 * min(w, h)  # a face filling the frame still has an anchor
+    with pytest.raises(ValueError):
+        get_config("nope")
+
+
+def test_anchor_grid_layout():
+    shapes = level_anchor_shapes([16.0, 32.0], [0.95, 0.8, 0.65])
+    assert shapes.shape == (6, 2)
+    w, h = shapes[1]
+    assert abs(float(w / h) - 0.8) < 1e-6 and abs(float(w * h) - 256) < 1e-3
+    anchors = grid_anchors(2, 3, 8, shapes)
+    assert anchors.shape == (2 * 3 * 6, 4)
+    assert anchors[0, :2].tolist() == [4.0, 4.0]  # first cell centre
+    assert anchors[6, :2].tolist() == [12.0, 4.0]  # next cell along x
+    assert anchors[3 * 6, :2].tolist() == [4.0, 12.0]  # next row
+
+
+def test_encode_decode_round_trip():
+    gen = torch.Generator().manual_seed(0)
+    anchors = torch.cat([torch.rand(500, 2, generator=gen) * 600, 8 + torch.rand(500, 2, generator=gen) * 400], 1)
+    xy = torch.rand(500, 2, generator=gen) * 600
+    boxes = torch.cat([xy, xy + 4 + torch.rand(500, 2, generator=gen) * 300], 1)
+    assert torch.allclose(decode_boxes(encode_boxes(boxes, anchors), anchors), boxes, atol=1e-2)
+    lmk = torch.rand(500, 5, 2, generator=gen) * 600
+    assert torch.allclose(decode_landmarks(encode_landmarks(lmk, anchors), anchors), lmk, atol=1e-2)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cluster_nms_equals_greedy(seed):
+    rng = np.random.default_rng(seed)
+    # clusters of jittered boxes: heavy overlap, like raw detector output
+    centres = rng.uniform(50, 550, (12, 2))
+    boxes = []
+    for c in centres:
+        size = rng.uniform(20, 120)
+        for _ in range(rng.integers(3, 25)):
+            cx, cy = c + rng.normal(0, size * 0.25, 2)
+            s = size * rng.uniform(0.7, 1.3)
+            boxes.append([cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2])
+    boxes = np.array(boxes, np.float32)
+    scores = rng.uniform(0, 1, len(boxes)).astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    keep = cluster_nms(torch.from_numpy(boxes[order])[None], 0.4, 16)[0].numpy()
+    ours = sorted(order[keep].tolist())
+    assert ours == sorted(greedy_nms_reference(boxes, scores, 0.4))
+
+
+def test_cluster_nms_chain():
+    # A suppresses B, B would suppress C but B is gone: greedy keeps A and C.
+    boxes = torch.tensor([[[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]]], dtype=torch.float32)
+    assert cluster_nms(boxes, 0.3, 16)[0].tolist() == [True, False, True]
+    assert torch.allclose(box_iou(boxes[0], boxes[0]).diagonal(), torch.ones(3))
+
+
+def test_roi_align_samples_the_right_image_and_place():
+    # two images whose feature maps hold distinct ramps; pooling a box returns its area
+    n, c, h, w = 2, 1, 12, 16
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    fr = torch.stack([xs, 100 + ys])[:, None]  # image 0: x ramp; image 1: 100 + y ramp
+    stacked = stack_feature_maps(fr)
+    # box covering cells 4..8 in x of image 0 (stride 4 -> pixels 16..36)
+    out = roi_align(stacked, h, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([0]), 5, stride=4, sampling=1)
+    assert out.shape == (1, 1, 5, 5)
+    assert torch.allclose(out[0, 0, 0], torch.tensor([4.0, 5.0, 6.0, 7.0, 8.0]) - 0.0, atol=1e-4)
+    out1 = roi_align(stacked, h, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([1]), 5, stride=4, sampling=1)
+    assert torch.allclose(out1[0, 0, :, 0], 100 + torch.tensor([2.0, 3.0, 4.0, 5.0, 6.0]), atol=1e-4)
