@@ -1,0 +1,58 @@
+"""`main.py train`: train the single-shot network by mimicking the teachers (resumable)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from app.engine_options import parse_size
+from app.paths import REPO_ROOT, user_cache_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the single-shot network from the teachers' labels",
+                       description="Mimic distillation from the label cache made by `main.py label`. Re-running "
+                                   "the same command resumes from OUT/last.pt.")
+    p.add_argument("--labels", type=Path, default=None, help="label cache (default: the user cache's labels/)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "prod", help="run folder (runs/prod)")
+    p.add_argument("--config", default="prod")
+    p.add_argument("--sets", default=None, help="comma-separated label sets (default: all)")
+    p.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
+                   help="where a set's images are now, if moved since labelling")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--canvas", type=parse_size, default=(320, 320), metavar="WxH", help="training canvas (320x320)")
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--val-images", type=int, default=300)
+    p.add_argument("--init", type=Path, default=None, help="start from these weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mimic-weight", type=float, default=None, help="weight of the mimic loss (4)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from app.errors import UserError
+    from engines.train.loop import TrainSettings, train
+    from engines.train.losses import LossWeights
+
+    labels = args.labels or user_cache_dir() / "labels"
+    if not labels.is_dir():
+        raise UserError(f"no label cache at {labels}; run `main.py label` first (or pass --labels)")
+    weights = LossWeights() if args.mimic_weight is None else LossWeights(mimic=args.mimic_weight)
+    roots = dict(v.split("=", 1) for v in args.data_root)
+    settings = TrainSettings(
+        labels_dir=str(labels), out_dir=str(args.out), config=args.config,
+        sets=args.sets.split(",") if args.sets else None, data_roots=roots, steps=args.steps, batch=args.batch,
+        lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
+        val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
+        weights=asdict(weights),
+    )
+    try:
+        result = train(settings)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,170 @@
+"""Augmentation that teaches what operators see: small and many faces, cut faces, mirror
+images, bad light, blur, noise and occluders. Works on `Sample`s in canvas pixels."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+FLIP_ORDER = [1, 0, 2, 4, 3]  # left/right eye and mouth corners swap in a mirror image
+
+
+@dataclass(slots=True)
+class Sample:
+    """An image and its teacher faces.
+
+    mimic: per face, whether the teacher embedding is a valid target for the face as it
+    now appears (false once it is mirrored, cut by the border or too small).
+    ignore: per face, whether it is too small/uncertain to be a positive or a negative.
+    """
+
+    image: np.ndarray  # BGR uint8
+    boxes: np.ndarray  # (n, 4) float32
+    landmarks: np.ndarray  # (n, 5, 2) float32
+    embeddings: np.ndarray  # (n, 128) float32
+    mimic: np.ndarray  # (n,) bool
+    ignore: np.ndarray  # (n,) bool
+
+    def transformed(self, image: np.ndarray, scale: float, dx: float, dy: float) -> "Sample":
+        """Same faces after the image was scaled by `scale` then shifted by (dx, dy)."""
+        off = np.array([dx, dy], np.float32)
+        boxes = self.boxes * scale + np.tile(off, 2)
+        return replace(self, image=image, boxes=boxes, landmarks=self.landmarks * scale + off)
+
+
+def concat(samples: list[Sample], image: np.ndarray) -> Sample:
+    """Faces of several placed samples on one canvas."""
+    return Sample(
+        image=image,
+        boxes=np.concatenate([s.boxes for s in samples]).reshape(-1, 4),
+        landmarks=np.concatenate([s.landmarks for s in samples]).reshape(-1, 5, 2),
+        embeddings=np.concatenate([s.embeddings for s in samples]).reshape(-1, 128),
+        mimic=np.concatenate([s.mimic for s in samples]),
+        ignore=np.concatenate([s.ignore for s in samples]),
+    )
+
+
+def place(sample: Sample, canvas: np.ndarray, scale: float, x0: int, y0: int) -> Sample:
+    """Paste `sample` scaled by `scale` with its top-left at (x0, y0) (may fall partly outside)."""
+    h, w = sample.image.shape[:2]
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    img = cv2.resize(sample.image, (nw, nh), interpolation=interp)
+    H, W = canvas.shape[:2]
+    cx1, cy1, cx2, cy2 = max(0, x0), max(0, y0), min(W, x0 + nw), min(H, y0 + nh)
+    if cx2 > cx1 and cy2 > cy1:
+        canvas[cy1:cy2, cx1:cx2] = img[cy1 - y0 : cy2 - y0, cx1 - x0 : cx2 - x0]
+    return sample.transformed(canvas, nw / w, x0, y0)
+
+
+def clip_to_canvas(s: Sample, min_face: float, min_mimic_face: float) -> Sample:
+    """Drop faces that left the canvas, ignore cut or tiny ones, stop mimicking cut ones."""
+    H, W = s.image.shape[:2]
+    if len(s.boxes) == 0:
+        return s
+    clipped = s.boxes.copy()
+    clipped[:, 0::2] = clipped[:, 0::2].clip(0, W)
+    clipped[:, 1::2] = clipped[:, 1::2].clip(0, H)
+    area = np.prod(np.maximum(s.boxes[:, 2:] - s.boxes[:, :2], 1e-3), axis=1)
+    visible = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1) / area
+    keep = visible > 0.2
+    size = np.sqrt(np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1))
+    ignore = s.ignore | (visible < 0.6) | (size < min_face)
+    mimic = s.mimic & (visible > 0.95) & (size >= min_mimic_face)
+    return Sample(s.image, clipped[keep], s.landmarks[keep], s.embeddings[keep], mimic[keep], ignore[keep])
+
+
+def flip(s: Sample) -> Sample:
+    """Mirror image; landmark order swapped; mirrored faces are not mimicked."""
+    W = s.image.shape[1]
+    boxes = s.boxes.copy()
+    boxes[:, [0, 2]] = W - s.boxes[:, [2, 0]]
+    lmk = s.landmarks[:, FLIP_ORDER].copy()
+    lmk[..., 0] = W - lmk[..., 0]
+    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lmk, s.embeddings, np.zeros_like(s.mimic), s.ignore)
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation, grey, blur, noise."""
+    img = image.astype(np.float32)
+    if rng.random() < 0.8:
+        img = (img - 128) * rng.uniform(0.6, 1.4) + 128 + rng.uniform(-40, 40)
+    if rng.random() < 0.5:
+        grey = img.mean(axis=2, keepdims=True)
+        img = grey + (img - grey) * rng.uniform(0.3, 1.5)
+    if rng.random() < 0.05:
+        img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
+    if rng.random() < 0.15:
+        k = int(rng.choice([3, 5, 7]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    if rng.random() < 0.15:
+        img = img + rng.normal(0, rng.uniform(3, 15), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def occlude(s: Sample, rng: np.random.Generator, p: float = 0.15) -> None:
+    """Cover part of some faces with a random-coloured rectangle (sunglasses, hands, masks)."""
+    for box in s.boxes:
+        if rng.random() >= p:
+            continue
+        w, h = box[2] - box[0], box[3] - box[1]
+        ow, oh = w * rng.uniform(0.2, 0.6), h * rng.uniform(0.15, 0.4)
+        x, y = box[0] + rng.uniform(0, w - ow), box[1] + rng.uniform(0, h - oh)
+        x1, y1, x2, y2 = (int(round(v)) for v in (x, y, x + ow, y + oh))
+        s.image[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = rng.integers(0, 256, 3, dtype=np.uint8)
+
+
+@dataclass(frozen=True, slots=True)
+class AugmentSettings:
+    canvas: tuple[int, int] = (320, 320)  # (w, h)
+    mosaic_p: float = 0.3
+    flip_p: float = 0.3
+    zoom_range: tuple[float, float] = (0.35, 1.6)  # long side / canvas long side
+    min_face: float = 6.0  # smaller faces are ignored (neither face nor background)
+    min_mimic_face: float = 28.0  # smaller faces get no embedding target
+
+
+def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSettings) -> Sample:
+    """One training canvas from one sample (zoom in/out, crop) or four (mosaic)."""
+    W, H = cfg.canvas
+    canvas = np.empty((H, W, 3), np.uint8)
+    canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+    if len(samples) >= 4 and rng.random() < cfg.mosaic_p:
+        cx, cy = int(W * rng.uniform(0.3, 0.7)), int(H * rng.uniform(0.3, 0.7))
+        cells = [(0, 0, cx, cy), (cx, 0, W, cy), (0, cy, cx, H), (cx, cy, W, H)]
+        placed = []
+        for s, (x1, y1, x2, y2) in zip(samples[:4], cells):
+            h, w = s.image.shape[:2]
+            scale = min((x2 - x1) / w, (y2 - y1) / h) * rng.uniform(0.6, 1.3)
+            nw, nh = w * scale, h * scale
+            x0 = int(x1 + rng.uniform(min(0, x2 - x1 - nw), max(0, x2 - x1 - nw)))
+            y0 = int(y1 + rng.uniform(min(0, y2 - y1 - nh), max(0, y2 - y1 - nh)))
+            sub = np.empty_like(canvas)
+            sub[:] = canvas
+            p = place(s, sub, scale, x0, y0)
+            canvas[y1:y2, x1:x2] = p.image[y1:y2, x1:x2]
+            placed.append(clip_region(p, (x1, y1, x2, y2)))
+        out = concat(placed, canvas)
+    else:
+        s = samples[0]
+        h, w = s.image.shape[:2]
+        scale = max(W, H) * rng.uniform(*cfg.zoom_range) / max(w, h)
+        nw, nh = w * scale, h * scale
+        x0 = int(rng.uniform(min(0, W - nw), max(0, W - nw)))
+        y0 = int(rng.uniform(min(0, H - nh), max(0, H - nh)))
+        out = place(s, canvas, scale, x0, y0)
+    out = clip_to_canvas(out, cfg.min_face, cfg.min_mimic_face)
+    if rng.random() < cfg.flip_p:
+        out = flip(out)
+    occlude(out, rng)
+    out.image = photometric(out.image, rng)
+    return out
+
+
+def clip_region(s: Sample, region: tuple[int, int, int, int]) -> Sample:
+    """Faces of a mosaic cell, as seen through its window: outside parts count as cut."""
+    x1, y1, x2, y2 = region
+    shifted = s.transformed(s.image[y1:y2, x1:x2], 1.0, -x1, -y1)
+    c = clip_to_canvas(shifted, 0.0, 0.0)
+    return c.transformed(s.image, 1.0, x1, y1)

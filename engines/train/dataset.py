@@ -1,0 +1,96 @@
+"""Training samples from the teachers' label cache: augmented canvases with anchor targets."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from engines.train.augment import AugmentSettings, Sample, augment
+from engines.train.labelling import ImageLabels
+from engines.train.targets import match_anchors
+
+POSITIVE_SCORE = 0.9  # teacher faces below this are ignored, not taught as faces
+MIMIC_SCORE = 0.95
+MIMIC_MIN_SIZE = 40.0  # teacher embeddings of smaller faces are too poor to mimic
+
+
+def is_validation(path: str, fraction: float = 0.05) -> bool:
+    """A fixed, content-independent split: the same image is always on the same side."""
+    digest = hashlib.sha1(path.rsplit("/", 1)[-1].encode()).digest()
+    return digest[0] / 256.0 < fraction
+
+
+def to_sample(label: ImageLabels) -> Sample | None:
+    """Load the image and turn its teacher faces into a `Sample` (None if unreadable)."""
+    image = cv2.imread(label.path, cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    size = np.sqrt(np.prod(np.maximum(label.boxes[:, 2:] - label.boxes[:, :2], 0), axis=1))
+    return Sample(
+        image=image,
+        boxes=label.boxes.astype(np.float32).reshape(-1, 4),
+        landmarks=label.landmarks.astype(np.float32).reshape(-1, 5, 2),
+        embeddings=label.embeddings.astype(np.float32).reshape(-1, 128),
+        mimic=(label.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE),
+        ignore=label.scores < POSITIVE_SCORE,
+    )
+
+
+@dataclass(slots=True)
+class TrainItem:
+    image: np.ndarray  # (H, W, 3) uint8
+    labels: np.ndarray
+    box_t: np.ndarray
+    lmk_t: np.ndarray
+    mimic_boxes: np.ndarray  # (m, 4)
+    mimic_landmarks: np.ndarray  # (m, 5, 2)
+    mimic_targets: np.ndarray  # (m, 128)
+
+
+class FaceDataset(Dataset):
+    """Each item: one augmented canvas (or mosaic) and its targets; random but seeded per item."""
+
+    def __init__(self, labels: list[ImageLabels], anchors: np.ndarray, settings: AugmentSettings, seed: int = 0):
+        self.labels = labels
+        self.anchors = anchors
+        self.settings = settings
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> TrainItem:
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        picks = [index, *rng.integers(0, len(self.labels), 3)]
+        samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
+        if not samples:
+            samples = [Sample(np.zeros((64, 64, 3), np.uint8), *_no_faces())]
+        s = augment(samples, rng, self.settings)
+        t = match_anchors(self.anchors, s.boxes, s.landmarks, s.ignore)
+        m = s.mimic
+        return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m])
+
+
+def _no_faces():
+    return (np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32), np.zeros((0, 128), np.float32),
+            np.zeros(0, bool), np.zeros(0, bool))
+
+
+def collate(items: list[TrainItem]) -> dict[str, torch.Tensor]:
+    """Stack a batch; mimic faces are flattened with their image index."""
+    counts = [len(i.mimic_boxes) for i in items]
+    return {
+        "images": torch.from_numpy(np.stack([i.image for i in items])),
+        "labels": torch.from_numpy(np.stack([i.labels for i in items])),
+        "box_t": torch.from_numpy(np.stack([i.box_t for i in items])),
+        "lmk_t": torch.from_numpy(np.stack([i.lmk_t for i in items])),
+        "mimic_boxes": torch.from_numpy(np.concatenate([i.mimic_boxes for i in items]).reshape(-1, 4)),
+        "mimic_landmarks": torch.from_numpy(np.concatenate([i.mimic_landmarks for i in items]).reshape(-1, 5, 2)),
+        "mimic_targets": torch.from_numpy(np.concatenate([i.mimic_targets for i in items]).reshape(-1, 128)),
+        "mimic_index": torch.repeat_interleave(torch.arange(len(items)), torch.tensor(counts, dtype=torch.long)),
+    }

@@ -1,0 +1,188 @@
+"""The training loop: seeded, resumable from checkpoints, logging losses and validation figures."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from engines.model.config import get_config
+from engines.model.network import Uniface
+from engines.train.augment import AugmentSettings
+from engines.train.dataset import FaceDataset, collate, is_validation
+from engines.train.labelling import load_labels
+from engines.train.losses import LossWeights, detection_losses, mimic_loss
+from engines.train.validate import validate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    labels_dir: str
+    out_dir: str
+    config: str = "prod"
+    sets: list[str] | None = None  # label sets to use (None: all)
+    data_roots: dict[str, str] = field(default_factory=dict)  # set name -> image folder, if moved
+    steps: int = 20000
+    batch: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 500
+    canvas: tuple[int, int] = (320, 320)
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 20
+    eval_every: int = 1000
+    val_images: int = 300
+    init: str | None = None  # start from these weights (fine-tuning)
+    jitter: float = 0.04  # box/landmark noise on mimic ROIs, as a share of the face size
+    weights: dict = field(default_factory=lambda: asdict(LossWeights()))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _lr(step: int, s: TrainSettings) -> float:
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    t = (step - s.warmup) / max(1, s.steps - s.warmup)
+    return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _jitter(boxes: torch.Tensor, landmarks: torch.Tensor, amount: float, gen: torch.Generator):
+    size = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1)
+    scale = size.repeat(1, 2)
+    boxes = boxes + torch.randn(boxes.shape, generator=gen) * amount * scale
+    landmarks = landmarks + torch.randn(landmarks.shape, generator=gen) * amount * 0.5 * size[:, None, :]
+    return boxes, landmarks
+
+
+def teacher_centre(labels) -> np.ndarray:
+    """Mean of the unit teacher embeddings over the training images (float32, 128)."""
+    emb = np.concatenate([l.embeddings for l in labels if len(l.embeddings)]).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return emb.mean(0).astype(np.float32)
+
+
+def train(s: TrainSettings) -> dict:
+    """Train (or resume) into `s.out_dir`: last.pt every evaluation, best.pt by validation."""
+    out = Path(s.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(s.seed)
+    np.random.seed(s.seed)
+    device = pick_device(s.device)
+    cfg = get_config(s.config)
+    labels = load_labels(Path(s.labels_dir), s.sets, {k: Path(v) for k, v in s.data_roots.items()} or None)
+    labels = [l for l in labels if l.width > 0]
+    train_labels = [l for l in labels if not is_validation(l.path)]
+    val_labels = [l for l in labels if is_validation(l.path)][: s.val_images]
+    if not train_labels:
+        raise ValueError(f"no labelled images under {s.labels_dir}; run `main.py label` first")
+    log.info("training on %d images, validating on %d (device %s)", len(train_labels), len(val_labels), device)
+
+    # dlib descriptors share a large common component (different people score cos ~0.85),
+    # so the student mimics them centred: the identity-bearing part dominates the loss.
+    teacher_mean = torch.from_numpy(teacher_centre(train_labels))
+    model = Uniface(cfg).to(device)
+    if s.init:
+        state = torch.load(s.init, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state))
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": params_decay, "weight_decay": s.weight_decay},
+                             {"params": params_other, "weight_decay": 0.0}], lr=s.lr)
+    step, best = 0, -1.0
+    last = out / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best = ckpt["step"], ckpt.get("best", -1.0)
+        torch.set_rng_state(ckpt["rng"])
+        log.info("resumed from %s at step %d", last, step)
+    (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
+
+    with torch.no_grad():
+        w, h = s.canvas
+        anchors = model.forward_heads(torch.zeros(1, 3, h, w, device=device)).anchors.cpu().numpy()
+    dataset = FaceDataset(train_labels, anchors, AugmentSettings(canvas=s.canvas), seed=s.seed)
+    lw = LossWeights(**s.weights)
+    gen = torch.Generator().manual_seed(s.seed + step)
+    log_file = open(out / "train.jsonl", "a")
+    t_last, seen = time.time(), 0
+    while step < s.steps:
+        dataset.epoch = step // max(1, len(dataset) // s.batch)
+        loader = DataLoader(dataset, batch_size=s.batch, shuffle=True, num_workers=s.workers,
+                            collate_fn=collate, drop_last=True, persistent_workers=False,
+                            generator=torch.Generator().manual_seed(s.seed + dataset.epoch))
+        model.train()
+        for batch in loader:
+            if step >= s.steps:
+                break
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, s)
+            images = batch["images"].to(device, non_blocking=True)
+            heads = model.forward_heads(model.normalise(images))
+            losses = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas,
+                                      batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
+            boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], s.jitter, gen)
+            if len(boxes):
+                student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
+                target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
+                losses["mimic"] = mimic_loss(student, target)
+                with torch.no_grad():
+                    losses["cos"] = (student * target).sum(1).mean()
+            else:
+                losses["mimic"] = heads.fr.sum() * 0
+            total = lw.cls * losses["cls"] + lw.box * losses["box"] + lw.landmarks * losses["landmarks"] \
+                + lw.mimic * losses["mimic"]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            step += 1
+            seen += len(images)
+            if step % s.log_every == 0:
+                rate = seen / (time.time() - t_last)
+                t_last, seen = time.time(), 0
+                rec = {"step": step, "lr": round(_lr(step, s), 6), "img_s": round(rate, 1), "total": round(float(total), 4),
+                       **{k: round(float(v), 4) for k, v in losses.items()}, "mimic_faces": int(len(boxes))}
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+                log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))
+            if step % s.eval_every == 0 or step == s.steps:
+                result = validate(model, val_labels, device=device, teacher_mean=teacher_mean.numpy())
+                score = result.ap50 + result.cosine if not math.isnan(result.ap50) else result.cosine
+                rec = {"step": step, "val": result.as_dict()}
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+                log.info("validation at step %d: %s", step, result.as_dict())
+                payload = {"config": s.config, "state_dict": model.state_dict(), "step": step,
+                           "teacher_mean": teacher_mean.tolist(),
+                           "val": result.as_dict(), "settings": asdict(s)}
+                if score > best:
+                    best = score
+                    _save(out / "best.pt", payload)
+                _save(last, {**payload, "optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()})
+                model.train()
+    log_file.close()
+    return {"step": step, "best": best, "out": str(out)}

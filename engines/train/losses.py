@@ -1,0 +1,42 @@
+"""Uniface training losses: softmax with 3:1 hard negatives, Smooth-L1 boxes and landmarks, mimic L2."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+NEG_POS_RATIO = 3
+MIN_NEGATIVES = 16  # per image, so images without faces still teach background
+
+
+@dataclass(frozen=True, slots=True)
+class LossWeights:
+    cls: float = 1.0
+    box: float = 2.0
+    landmarks: float = 1.0
+    mimic: float = 4.0
+
+
+def detection_losses(logits, box_deltas, lmk_deltas, labels, box_t, lmk_t) -> dict[str, torch.Tensor]:
+    """Per-anchor losses averaged over positives (N images, A anchors)."""
+    pos = labels == 1
+    num_pos = pos.sum().clamp(min=1).float()
+    ce = F.cross_entropy(logits.reshape(-1, 2), labels.clamp(min=0).reshape(-1), reduction="none").reshape(labels.shape)
+    # hard negative mining: the most confident background mistakes, 3 per positive
+    neg_ce = ce.detach().clone()
+    neg_ce[labels != 0] = -1.0
+    k = (pos.sum(1, keepdim=True) * NEG_POS_RATIO).clamp(min=MIN_NEGATIVES)
+    rank = neg_ce.argsort(1, descending=True).argsort(1)
+    neg = (rank < k) & (labels == 0)
+    cls = ce[pos | neg].sum() / num_pos
+    box = F.smooth_l1_loss(box_deltas[pos], box_t[pos], reduction="sum") / num_pos
+    lmk = F.smooth_l1_loss(lmk_deltas[pos], lmk_t[pos], reduction="sum") / num_pos
+    return {"cls": cls, "box": box, "landmarks": lmk}
+
+
+def mimic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """Mean squared L2 distance between unit student and teacher embeddings (= 2 - 2 cos)."""
+    if student.shape[0] == 0:
+        return student.sum() * 0
+    return ((student - F.normalize(teacher, dim=1)) ** 2).sum(1).mean()

@@ -1,0 +1,101 @@
+"""Held-out validation: teacher-agreement AP@0.5 and the student's embedding cosine to the teacher."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from engines.preprocess import letterbox_batch
+from engines.train.dataset import MIMIC_MIN_SIZE, MIMIC_SCORE, POSITIVE_SCORE
+from engines.train.labelling import ImageLabels
+from engines.train.targets import iou_matrix
+
+MIN_EVAL_FACE = 10.0  # teacher faces smaller than this (in the image) are neither hit nor miss
+
+
+@dataclass(slots=True)
+class ValidationResult:
+    ap50: float  # average precision of the student's detections against the teacher's faces
+    cosine: float  # mean cosine(student, teacher) over teacher faces the student found
+    found: float  # share of mimic-sized teacher faces the student found (IoU >= 0.5)
+    images: int
+    faces: int
+
+    def as_dict(self) -> dict:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> float:
+    """All-point interpolated AP (VOC 2010+) from detections sorted or not."""
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(hits[order])
+    fp = np.cumsum(~hits[order])
+    recall = np.concatenate([[0], tp / positives, [tp[-1] / positives if len(tp) else 0]])
+    precision = np.concatenate([[1], tp / np.maximum(tp + fp, 1e-9), [0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    return float(np.sum((recall[1:] - recall[:-1]) * precision[1:]))
+
+
+@torch.no_grad()
+def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cpu", batch: int = 8,
+             teacher_mean: np.ndarray | None = None) -> ValidationResult:
+    """Run the deployed graph (as exported) on held-out images and compare with the teacher.
+
+    teacher_mean: subtracted from teacher embeddings before the cosine (the training target).
+    """
+    centre = np.zeros(128, np.float32) if teacher_mean is None else teacher_mean
+    model.eval()
+    all_scores, all_hits, cosines = [], [], []
+    positives = mimic_faces = found = 0
+    for start in range(0, len(labels), batch):
+        chunk = labels[start : start + batch]
+        frames = [cv2.imread(l.path, cv2.IMREAD_COLOR) for l in chunk]
+        keep = [i for i, f in enumerate(frames) if f is not None]
+        images, placements = letterbox_batch([frames[i] for i in keep], input_size)
+        out = model(torch.from_numpy(images).to(device), torch.tensor([0.02], device=device),
+                    torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
+        boxes, scores, _, emb, count = (t.cpu().numpy() for t in out)
+        for j, i in enumerate(keep):
+            lab, s = chunk[i], placements[j].scale
+            k = int(count[j])
+            det, det_scores, det_emb = boxes[j, :k] / s, scores[j, :k], emb[j, :k]
+            size = np.sqrt(np.prod(np.maximum(lab.boxes[:, 2:] - lab.boxes[:, :2], 0), axis=1))
+            care = (lab.scores >= POSITIVE_SCORE) & (size >= MIN_EVAL_FACE)
+            positives += int(care.sum())
+            hits = np.zeros(k, bool)
+            ignored = np.zeros(k, bool)
+            if len(lab.boxes) and k:
+                iou = iou_matrix(det, lab.boxes.astype(np.float32))
+                taken = np.zeros(len(lab.boxes), bool)
+                for d in range(k):  # detections are sorted by score
+                    g = int(np.argmax(np.where(taken | ~care, -1, iou[d])))
+                    if care[g] and not taken[g] and iou[d, g] >= 0.5:
+                        hits[d], taken[g] = True, True
+                    elif iou[d][~care].max(initial=0) >= 0.5:
+                        ignored[d] = True
+                mimic = (lab.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)
+                for g in np.flatnonzero(mimic):
+                    mimic_faces += 1
+                    d = int(np.argmax(iou[:, g]))
+                    if iou[d, g] >= 0.5:
+                        found += 1
+                        t = lab.embeddings[g] / np.linalg.norm(lab.embeddings[g]) - centre
+                        t = t / np.linalg.norm(t)
+                        cosines.append(float(det_emb[d] @ t))
+            else:
+                mimic_faces += int(((lab.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)).sum())
+            all_scores.append(det_scores[~ignored])
+            all_hits.append(hits[~ignored])
+    ap = average_precision(np.concatenate(all_scores) if all_scores else np.zeros(0),
+                           np.concatenate(all_hits) if all_hits else np.zeros(0, bool), positives)
+    return ValidationResult(
+        ap50=ap,
+        cosine=float(np.mean(cosines)) if cosines else 0.0,
+        found=found / max(mimic_faces, 1),
+        images=len(labels),
+        faces=positives,
+    )

@@ -1,0 +1,89 @@
+"""Training pieces: augmentation keeps labels consistent, matching, losses fall on a tiny config."""
+import numpy as np
+import torch
+
+from app.paths import SAMPLE_IMAGE
+from engines.model.config import TINY
+from engines.model.network import Uniface
+from engines.train.augment import AugmentSettings, Sample, augment, flip
+from engines.train.dataset import FaceDataset, collate
+from engines.train.labelling import ImageLabels
+from engines.train.losses import detection_losses, mimic_loss
+from engines.train.targets import match_anchors
+from engines.train.validate import average_precision
+
+# the astronaut's face in docs/samples/astronaut.jpg (512 x 512), as MTCNN finds it
+FACE_BOX = np.array([[170.0, 50.0, 260.0, 165.0]], np.float32)
+FACE_LMK = np.array([[[195, 100], [235, 98], [218, 120], [200, 140], [233, 139]]], np.float32)
+
+
+def _label(embedding_seed=0):
+    emb = np.random.default_rng(embedding_seed).normal(size=(1, 128)).astype(np.float32)
+    return ImageLabels(path=str(SAMPLE_IMAGE), set_name="test", width=512, height=512, boxes=FACE_BOX,
+                       landmarks=FACE_LMK, scores=np.array([0.99], np.float32),
+                       embeddings=emb / np.linalg.norm(emb))
+
+
+def test_flip_swaps_landmarks_and_mirrors_boxes():
+    img = np.zeros((512, 512, 3), np.uint8)
+    s = Sample(img, FACE_BOX.copy(), FACE_LMK.copy(), np.zeros((1, 128), np.float32), np.ones(1, bool), np.zeros(1, bool))
+    f = flip(s)
+    assert np.allclose(f.boxes, [[512 - 260, 50, 512 - 170, 165]])
+    # the left eye of the mirror image is the mirrored right eye
+    assert np.allclose(f.landmarks[0, 0], [512 - 235, 98]) and f.landmarks[0, 0, 0] < f.landmarks[0, 1, 0]
+    assert not f.mimic.any()
+
+
+def test_augment_keeps_faces_on_canvas():
+    import cv2
+
+    img = cv2.imread(str(SAMPLE_IMAGE))
+    base = Sample(img, FACE_BOX, FACE_LMK, np.zeros((1, 128), np.float32), np.ones(1, bool), np.zeros(1, bool))
+    settings = AugmentSettings(canvas=(160, 128))
+    for seed in range(30):
+        s = augment([base] * 4, np.random.default_rng(seed), settings)
+        assert s.image.shape == (128, 160, 3) and s.image.dtype == np.uint8
+        assert len(s.boxes) == len(s.landmarks) == len(s.mimic) == len(s.ignore)
+        if len(s.boxes):
+            assert (s.boxes[:, 0] >= 0).all() and (s.boxes[:, 2] <= 160).all() and (s.boxes[:, 3] <= 128).all()
+            assert (s.boxes[:, 2] > s.boxes[:, 0]).all()
+
+
+def test_matching_marks_the_face_anchor_positive():
+    model = Uniface(TINY)
+    anchors = model.forward_heads(torch.zeros(1, 3, 512, 512)).anchors.numpy()
+    t = match_anchors(anchors, FACE_BOX, FACE_LMK, np.zeros(1, bool))
+    assert (t.labels == 1).sum() >= 1 and (t.labels == 0).sum() > 0.9 * len(anchors)
+    t_ignored = match_anchors(anchors, FACE_BOX, FACE_LMK, np.ones(1, bool))
+    assert (t_ignored.labels == 1).sum() == 0 and (t_ignored.labels == -1).sum() >= 1
+
+
+def test_training_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    model = Uniface(TINY)
+    anchors = model.forward_heads(torch.zeros(1, 3, 128, 160)).anchors.numpy()
+    ds = FaceDataset([_label(0), _label(1)], anchors, AugmentSettings(canvas=(160, 128), mosaic_p=0, flip_p=0,
+                                                                     zoom_range=(0.9, 1.0)), seed=0)
+    batch = collate([ds[0], ds[1]])
+    assert batch["mimic_boxes"].shape[0] >= 1
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(8):
+        heads = model.forward_heads(model.normalise(batch["images"]))
+        l = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas, batch["labels"],
+                             batch["box_t"], batch["lmk_t"])
+        student = model.embed(heads.fr, batch["mimic_boxes"], batch["mimic_landmarks"], batch["mimic_index"])
+        total = l["cls"] + 2 * l["box"] + l["landmarks"] + 4 * mimic_loss(student, batch["mimic_targets"])
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(float(total))
+    assert history[-1] < 0.8 * history[0], history
+    assert sum(b < a for a, b in zip(history, history[1:])) >= 6, history
+
+
+def test_average_precision_known_values():
+    assert average_precision(np.array([0.9, 0.8]), np.array([True, True]), 2) == 1.0
+    assert abs(average_precision(np.array([0.9]), np.array([True]), 2) - 0.5) < 1e-9
+    # a false positive ranked first halves the precision of the only hit
+    assert abs(average_precision(np.array([0.9, 0.8]), np.array([False, True]), 1) - 0.5) < 1e-9
