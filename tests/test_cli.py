@@ -1,0 +1,127 @@
+"""CLI smoke tests and bad input: one-line errors and non-zero exits, never a traceback."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.paths import NO_FACE_IMAGE, REPO_ROOT, SAMPLE_IMAGE
+
+ENGINE = ["--config", "tiny"]  # small graph: fast to export and run
+
+
+def cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO_ROOT)
+
+
+def test_identify_json_contract():
+    r = cli("identify", str(SAMPLE_IMAGE), "--json", *ENGINE)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["image"] == str(SAMPLE_IMAGE) and out["engine"] == "uniface" and out["backend"] == "onnxruntime"
+    assert out["random_weights"] is True and "RANDOM WEIGHTS" in r.stderr
+    for face in out["faces"]:
+        assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and len(face["landmarks"][0]) == 2
+        assert 0 <= face["score"] <= 1
+        assert face["name"] is None and face["similarity"] is None  # random weights name nobody
+
+
+def test_bench_json_contract():
+    r = cli("bench", "--size", "320x240", "--iterations", "10", "--warmup", "2", "--json", *ENGINE)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["backend"] == "onnxruntime" and out["size"] == "320x240" and out["batch"] == 1
+    assert out["fps"] > 0 and 0 < out["latency_ms"]["p50"] <= out["latency_ms"]["p95"]
+    assert out["random_weights"] is True
+
+
+def test_bench_face_sweep_and_backend_comparison():
+    r = cli("bench", "--size", "320x240", "--iterations", "10", "--warmup", "1", "--faces", "1,5",
+            "--backend", "onnxruntime,torch", "--json", *ENGINE)
+    assert r.returncode == 0, r.stderr
+    cases = json.loads(r.stdout)["cases"]
+    assert [(c["backend"], c["faces"]) for c in cases] == [
+        ("onnxruntime", 1), ("onnxruntime", 5), ("torch", 1), ("torch", 5)]
+    assert [c["detected"] for c in cases] == [1, 5, 1, 5]
+    assert cases[0]["ratio_to_first"] == 1.0
+
+
+def test_export_onnx(tmp_path):
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    r = cli("export", "onnx", "--config", "tiny", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    model = onnx.load(str(out))
+    assert [i.name for i in model.graph.input] == ["images", "score_threshold", "max_faces"]
+    assert [o.name for o in model.graph.output] == ["boxes", "scores", "landmarks", "embeddings", "count"]
+    assert json.loads(r.stdout)["model_id"] == "uniface-tiny-random"
+
+
+def _write(path: Path, image) -> Path:
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, int | None]]:
+    """name -> (file, expected faces or None when it must be refused)."""
+    color = cv2.imread(str(SAMPLE_IMAGE))
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(SAMPLE_IMAGE.read_bytes()[:4000])
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    rgba = np.dstack([color, np.full(color.shape[:2], 255, np.uint8)])
+    return {
+        "missing": (tmp_path / "nope.jpg", None),
+        "directory": (tmp_path, None),
+        "empty": (empty, None),
+        "not an image": (text, None),
+        "truncated": (truncated, None),
+        "grayscale": (_write(tmp_path / "grey.png", cv2.cvtColor(color, cv2.COLOR_BGR2GRAY)), 0),
+        "rgba": (_write(tmp_path / "rgba.png", rgba), 0),
+        "16-bit": (_write(tmp_path / "deep.png", color.astype(np.uint16) * 257), 0),
+        "1x1": (_write(tmp_path / "dot.png", np.zeros((1, 1, 3), np.uint8)), 0),
+        "8000x6000": (_write(tmp_path / "huge.jpg", cv2.resize(color, (8000, 6000), interpolation=cv2.INTER_NEAREST)), 0),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "not an image", "truncated", "grayscale",
+                                  "rgba", "16-bit", "1x1", "8000x6000"])
+def test_identify_bad_input(case, tmp_path):
+    path, expected = bad_inputs(tmp_path)[case]
+    r = cli("identify", str(path), "--json", *ENGINE)
+    assert "Traceback" not in r.stderr
+    if expected is None:
+        assert r.returncode != 0
+        errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+        assert len(errors) == 1 and str(path.name) in errors[0], r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        assert isinstance(json.loads(r.stdout)["faces"], list)
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    r = cli("bench", "--size", "big", *ENGINE)
+    assert r.returncode == 2 and "size must look like 640x480" in r.stderr and "Traceback" not in r.stderr
+    r = cli("identify", str(SAMPLE_IMAGE), "--backend", "quantum", *ENGINE)
+    assert r.returncode == 2 and "unknown backend" in r.stderr and "Traceback" not in r.stderr
+    r = cli("identify", str(SAMPLE_IMAGE), "--weights", str(tmp_path / "none.pt"))
+    assert r.returncode == 2 and "weights file not found" in r.stderr
+
+
+def test_cascade_engine_names_nobody_without_gallery():
+    pytest.importorskip("dlib")
+    r = cli("identify", str(SAMPLE_IMAGE), "--engine", "cascade", "--json")
+    assert r.returncode == 0, r.stderr
+    faces = json.loads(r.stdout)["faces"]
+    assert len(faces) == 1 and faces[0]["name"] is None
+    r = cli("identify", str(NO_FACE_IMAGE), "--engine", "cascade", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["faces"] == []
