@@ -24,7 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     import app.commands as commands_pkg
 
     for mod in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"app.commands.{mod.name}")
+        try:
+            module = importlib.import_module(f"app.commands.{mod.name}")
+        except ImportError as exc:  # one command missing a dependency must not break the others
+            log.warning("command %r unavailable: %s", mod.name, exc)
+            continue
         module.register(sub)
     return parser
 

@@ -198,10 +198,9 @@ class MTCNNSettings:
     """Cascade parameters (the published defaults)."""
 
     min_face_size: float = 20.0  # pixels
-    min_face_ratio: float = 0.0  # also at least this fraction of the image's shorter side
+    min_face_ratio: float = 0.0  # also at least this fraction of the shorter side (fewer scales, faster)
     factor: float = 0.709  # pyramid scale step
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)  # P-, R-, O-Net
-    pad_ratio: float = 0.0  # zero border added on each side first (helps tight face crops)
 
 
 class MTCNN:
@@ -237,30 +236,19 @@ class MTCNN:
         thresholds = list(s.thresholds)
         if score_threshold is not None:
             thresholds[2] = float(score_threshold)
-        rgb, shifts = [], []
         for img in images:
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"expected a BGR uint8 (h, w, 3) image, got {img.dtype} {img.shape}")
-            pad = int(round(s.pad_ratio * max(img.shape[:2])))
-            if pad:
-                img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            rgb.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            shifts.append(pad)
+        rgb = [cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in images]
 
         boxes, image_ids = self._propose(rgb, thresholds[0])
         boxes, image_ids = self._refine(rgb, boxes, image_ids, thresholds[1])
         boxes, scores, points, image_ids = self._output(rgb, boxes, image_ids, thresholds[2])
 
         results = []
-        for i, pad in enumerate(shifts):
+        for i in range(len(images)):
             sel = image_ids == i
-            b = boxes[sel].numpy() - pad
-            p = points[sel].numpy() - pad
-            h, w = images[i].shape[:2]
-            # keep boxes whose centre is in the (unpadded) image
-            cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-            inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-            results.append(Faces(boxes=b[inside], scores=scores[sel].numpy()[inside], landmarks=p[inside]))
+            results.append(Faces(boxes=boxes[sel].numpy(), scores=scores[sel].numpy(), landmarks=points[sel].numpy()))
         return results
 
     def _propose(self, rgb: list[np.ndarray], threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -165,10 +165,13 @@ def resolve_sets(names: Iterable[str], data_dir: Path, extra: dict[str, Path] | 
 # ---------------------------------------------------------------------------- the teacher, per process
 
 _teacher = None
+_teacher_settings: dict | None = None
 
 
 def _init_worker(settings: dict, threads: int | None) -> None:
-    global _teacher
+    global _teacher, _teacher_settings
+    if _teacher is not None and _teacher_settings == settings:
+        return
     if threads is not None:
         import torch
 
@@ -177,6 +180,7 @@ def _init_worker(settings: dict, threads: int | None) -> None:
     from engines.teachers.mtcnn import MTCNNSettings
 
     _teacher = (CascadeEngine(MTCNNSettings(min_face_size=settings["min_face_size"])), settings["score_threshold"])
+    _teacher_settings = dict(settings)
 
 
 def _label_one(task: tuple[str, str]) -> dict:
@@ -203,7 +207,7 @@ def _label_stream(tasks: list[tuple[str, str]], settings: dict, workers: int) ->
 # ---------------------------------------------------------------------------- shards
 
 
-def _write_shard(path: Path, records: list[dict], identities: dict[str, str] | None) -> None:
+def _write_shard(path: Path, records: list[dict], image_set: ImageSet) -> None:
     """Write records to path atomically (temp file, fsync, rename)."""
     faces = [r["faces"] for r in records if r["faces"] is not None]
     counts = np.array([0 if r["faces"] is None else len(r["faces"]) for r in records], np.int32)
@@ -218,7 +222,8 @@ def _write_shard(path: Path, records: list[dict], identities: dict[str, str] | N
         width=np.array([r["width"] for r in records], np.int32),
         height=np.array([r["height"] for r in records], np.int32),
         counts=counts,
-        identity=np.array([(identities or {}).get(r["rel"], "") for r in records], dtype=str),
+        identity=np.array([(image_set.identities or {}).get(r["rel"], "") for r in records], dtype=str),
+        root=np.array(str(Path(image_set.root).resolve())),
         boxes=cat("boxes", (4,), np.float32),
         landmarks=cat("landmarks", (5, 2), np.float32),
         scores=cat("scores", (), np.float32),
@@ -308,7 +313,7 @@ def label_images(
         set_dir = out_dir / current.name
         shards = _shards(set_dir)
         index = int(shards[-1].stem.split("-")[1]) + 1 if shards else 0
-        _write_shard(set_dir / f"part-{index:05d}.npz", pending, current.identities)
+        _write_shard(set_dir / f"part-{index:05d}.npz", pending, current)
         pending.clear()
 
     try:
@@ -335,11 +340,13 @@ def label_images(
     return summary
 
 
-def load_labels(out_dir: Path, sets: Iterable[str] | None = None, data_roots: dict[str, Path] | None = None) -> list[ImageLabels]:
+def load_labels(
+    out_dir: Path, sets: Iterable[str] | None = None, data_roots: dict[str, Path] | None = None
+) -> list[ImageLabels]:
     """Every labelled image under out_dir (all sets, or those named), shard order.
 
-    data_roots maps a set name to its image folder, to build absolute paths; without it the
-    path is relative to the set's root. Unreadable images (width 0) are left out.
+    Paths are absolute, under the image folder recorded when labelling; data_roots maps a set
+    name to another folder (data moved). Unreadable images (width 0) are left out.
     """
     out_dir = Path(out_dir)
     wanted = None if sets is None else set(sets)
@@ -347,10 +354,10 @@ def load_labels(out_dir: Path, sets: Iterable[str] | None = None, data_roots: di
     for set_dir in sorted(p for p in out_dir.iterdir() if p.is_dir()):
         if wanted is not None and set_dir.name not in wanted:
             continue
-        root = (data_roots or {}).get(set_dir.name)
         for shard in _shards(set_dir):
             with np.load(shard) as z:
                 arrays = {k: z[k] for k in z.files}
+            root = Path((data_roots or {}).get(set_dir.name) or str(arrays["root"]))
             offsets = np.concatenate([[0], np.cumsum(arrays["counts"])])
             for i, rel in enumerate(arrays["rel"].tolist()):
                 if arrays["width"][i] == 0:
@@ -359,7 +366,7 @@ def load_labels(out_dir: Path, sets: Iterable[str] | None = None, data_roots: di
                 ident = str(arrays["identity"][i]) or None
                 result.append(
                     ImageLabels(
-                        path=str(Path(root) / rel) if root is not None else rel,
+                        path=str(root / rel),
                         set_name=set_dir.name,
                         width=int(arrays["width"][i]),
                         height=int(arrays["height"][i]),

@@ -1,0 +1,216 @@
+"""`main.py eval lfw|widerface`: the benchmark figures (LFW verification, WIDER FACE AP)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.engine_options import add_engine_options
+from app.errors import UserError
+from app.paths import REPO_ROOT, user_cache_dir
+
+log = logging.getLogger(__name__)
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DEFAULT_LFW = SHARED_DATA / "lfw"
+DEFAULT_WIDER = SHARED_DATA / "widerface-sample"
+ENGINE_OPTIONS = ("engine", "backend", "device", "config", "weights", "input_size")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="benchmark an engine: LFW verification or WIDER FACE detection AP")
+    which = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+
+    lfw = which.add_parser("lfw", help="LFW 10-fold verification accuracy (pairs.txt)",
+                           description="Official 10-fold protocol: the whole 250x250 image goes to the engine, "
+                           "the face nearest the centre is used; cosine similarity; per fold the threshold "
+                           "is chosen on the other nine.")
+    lfw.add_argument("--data", type=Path, default=DEFAULT_LFW,
+                     help=f"LFW folder with pairs.txt (default {DEFAULT_LFW})")
+    lfw.add_argument("--limit", type=int, default=None, help="only N pairs per fold (half matched), for quick checks")
+    _add_common(lfw)
+    lfw.add_argument("--no-cache", action="store_true", help="recompute every embedding (and do not store them)")
+    lfw.set_defaults(func=run_lfw)
+
+    wider = which.add_parser("widerface", help="WIDER FACE val easy/medium/hard AP",
+                             description="The official evaluation (IoU 0.5, ignored faces, 1000 thresholds, "
+                             "VOC AP) over the val images found in --images.")
+    wider.add_argument("--images", type=Path, default=DEFAULT_WIDER,
+                       help=f"folder of val images, EVENT_NAME.jpg or EVENT/NAME.jpg (default {DEFAULT_WIDER})")
+    wider.add_argument("--gt", type=Path, default=None,
+                       help="wider_face_val.mat, with wider_{easy,medium,hard}_val.mat beside it "
+                            "(default: IMAGES/wider_face_val.mat)")
+    wider.add_argument("--min-score", type=float, default=0.02, help="detection score threshold (0.02)")
+    wider.add_argument("--limit", type=int, default=None, help="only the first N images found")
+    wider.add_argument("--sizes", type=Path, default=None,
+                       help="original sizes of resized copies: 'NAME WIDTH HEIGHT' lines; detections are "
+                            "scaled to them before matching")
+    _add_common(wider)
+    wider.set_defaults(func=run_widerface)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    add_engine_options(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes, each with its own engine (default: 2 for cascade, 1 for uniface)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A picklable recipe for the engine the options ask for (worker processes build their own)."""
+
+    options: dict = field(default_factory=dict)
+    embed: bool = True  # False: detection only, where the engine can skip embeddings
+
+    def __call__(self):
+        args = argparse.Namespace(**self.options)
+        if args.engine == "cascade":
+            return _cascade(args, self.embed)
+        from app.engine_options import make_engine
+
+        return make_engine(args)
+
+
+def _cascade(args: argparse.Namespace, embed: bool):
+    from engines.backends.base import EngineUnavailable
+
+    if args.backend not in ("auto", "dlib"):
+        raise UserError(f"the cascade engine runs on dlib; --backend {args.backend} does not apply")
+    try:
+        from engines.teachers.cascade import CascadeEngine
+
+        return CascadeEngine(embed=embed)
+    except EngineUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def _spec(args, embed: bool = True) -> EngineSpec:
+    return EngineSpec({k: getattr(args, k) for k in ENGINE_OPTIONS}, embed)
+
+
+def _workers(args) -> int:
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UserError("--workers must be at least 1")
+        return args.workers
+    return 2 if args.engine == "cascade" else 1
+
+
+def _info_dict(info) -> dict:
+    return {"engine": info.engine, "backend": info.backend, "device": info.device, "model_id": info.model_id,
+            "random_weights": info.random_weights}
+
+
+def run_lfw(args) -> int:
+    from engines.eval.lfw import EmbeddingCache, evaluate_lfw
+
+    if args.limit is not None and args.limit < 2:
+        raise UserError("--limit must be at least 2 (one matched and one mismatched pair per fold)")
+    if not (args.data / "pairs.txt").is_file():
+        raise UserError(f"no pairs.txt in {args.data}: point --data at the LFW folder (pairs.txt and images/)")
+    spec = _spec(args)
+    workers = _workers(args)
+    engine = spec()
+    try:
+        info = engine.info
+        # random weights may differ between runs: never cache what they produce
+        cache = None if args.no_cache or info.random_weights else EmbeddingCache.file_for(
+            user_cache_dir() / "eval", "lfw", info.engine, info.model_id)
+        if workers > 1:
+            engine.close()
+        try:
+            result = evaluate_lfw(args.data, spec, engine, cache_file=cache, limit=args.limit, workers=workers,
+                                  progress=not args.quiet)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UserError(f"{exc} (check --data)") from None
+    finally:
+        engine.close()
+    if args.json:
+        print(json.dumps({
+            "benchmark": "lfw",
+            "accuracy": round(result.accuracy, 6),
+            "std": round(result.std, 6),
+            "threshold": round(result.threshold, 6),
+            "no_face": result.no_face,
+            "no_face_pairs": result.no_face_pairs,
+            "pairs": result.pairs,
+            "images": result.images,
+            "folds": [round(a, 6) for a in result.fold_accuracies],
+            "seconds": round(result.seconds, 1),
+            "cache": None if cache is None else str(cache),
+            **_info_dict(info),
+        }))
+        return 0
+    print(f"LFW 10-fold verification: {result.pairs} pairs, {result.images} images  "
+          f"[{info.engine}/{info.backend} {info.model_id}]")
+    print(f"  accuracy  {100 * result.accuracy:.2f}% ± {100 * result.std:.2f}")
+    print(f"  threshold {result.threshold:.4f} (cosine similarity, mean of the 10 folds' choices)")
+    print(f"  no face found in {result.no_face} of {result.images} images; the {result.no_face_pairs} pairs "
+          f"with such an image count as 'different'")
+    if result.no_face_images:
+        print("  no face: " + ", ".join(result.no_face_images[:10]) + (" ..." if result.no_face > 10 else ""))
+    if result.seconds:
+        print(f"  embedding took {result.seconds:.0f} s ({workers} worker(s))")
+    return 0
+
+
+def run_widerface(args) -> int:
+    from engines.eval.widerface import evaluate_widerface, read_sizes
+
+    gt = args.gt or args.images / "wider_face_val.mat"
+    if not gt.is_file():
+        raise UserError(f"ground truth {gt} not found: pass --gt path/to/wider_face_val.mat")
+    if not args.images.is_dir():
+        raise UserError(f"image folder {args.images} not found (see --images)")
+    sizes = None
+    if args.sizes is not None:
+        try:
+            sizes = read_sizes(args.sizes)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read --sizes: {exc}") from None
+    spec = _spec(args, embed=False)
+    workers = _workers(args)
+    engine = spec()
+    try:
+        info = engine.info
+        if workers > 1:
+            engine.close()
+        try:
+            result = evaluate_widerface(args.images, gt, spec, engine=engine, workers=workers,
+                                        score_threshold=args.min_score, limit=args.limit, progress=not args.quiet,
+                                        original_sizes=sizes)
+        except FileNotFoundError as exc:
+            raise UserError(f"{exc} (check --images and --gt)") from None
+    finally:
+        engine.close()
+    if result.resized:
+        log.warning("%d of %d images are smaller than their ground truth (resized copies): their AP is "
+                    "meaningless without --sizes giving the original sizes", result.resized, result.images)
+    if args.json:
+        print(json.dumps({
+            "benchmark": "widerface",
+            "easy": round(result.easy, 6),
+            "medium": round(result.medium, 6),
+            "hard": round(result.hard, 6),
+            "images": result.images,
+            "faces": result.faces,
+            "detections": result.detections,
+            "resized_images": result.resized,
+            "rescaled_images": result.rescaled,
+            "min_score": args.min_score,
+            **_info_dict(info),
+        }))
+        return 0
+    print(f"WIDER FACE val AP over {result.images} images  [{info.engine}/{info.backend} {info.model_id}]")
+    print(f"  easy {result.easy:.4f}  medium {result.medium:.4f}  hard {result.hard:.4f}  "
+          f"(faces counted: {result.faces['easy']}/{result.faces['medium']}/{result.faces['hard']})")
+    if result.rescaled:
+        print(f"  {result.rescaled} images were resized copies; detections mapped to the sizes from --sizes")
+    if result.resized:
+        print(f"  WARNING: {result.resized} images are resized copies (their ground truth reaches past them): "
+              "these figures are meaningless without --sizes")
+    return 0

@@ -1,0 +1,195 @@
+"""Follow faces from frame to frame: boxes matched by IoU (with a constant-velocity guess),
+helped by embedding similarity, solved as an assignment problem (Hungarian).
+
+One `Tracker` per video source. A new track is tentative (id -1) until it has been seen
+`min_hits` times, so a one-frame false detection never gets an id; a track survives
+`max_age` frames without a detection (brief occlusions, missed detections).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+_INFEASIBLE = 1e6
+
+
+@dataclass(slots=True)
+class TrackerConfig:
+    """How strict the tracker is; frames are counted in tracker updates (or frame indices)."""
+
+    max_age: int = 15  # frames a track survives unseen
+    min_hits: int = 3  # detections before a track is confirmed and gets an id
+    iou_gate: float = 0.1  # below this overlap a pair matches only by re-identification
+    embedding_gate: float = 0.3  # below this cosine a pair never matches (other person)
+    embedding_weight: float = 0.5  # cost = (1 - w)(1 - IoU) + w (1 - cos) when both have embeddings
+    reid_similarity: float = 0.75  # cosine that lets a pair match without overlap (fast motion);
+    # set it to the recognition threshold: embeddings such as dlib's give different people ~0.85
+    reid_max_jump: float = 2.0  # ... if its centre moved at most this many box sizes
+    reid_max_scale: float = 2.0  # ... and its size changed by at most this factor (not a scene cut)
+    embedding_momentum: float = 0.8  # track embedding = m * old + (1 - m) * new
+
+    def __post_init__(self) -> None:
+        if self.max_age < 0 or self.min_hits < 1:
+            raise ValueError("max_age must be >= 0 and min_hits >= 1")
+        if not 0 <= self.embedding_weight <= 1 or not 0 <= self.embedding_momentum < 1:
+            raise ValueError("embedding_weight must be in [0, 1] and embedding_momentum in [0, 1)")
+
+
+@dataclass(slots=True, eq=False)
+class Track:
+    """One face followed over time. `id` is -1 until confirmed; `key` is unique from creation."""
+
+    key: int
+    box: np.ndarray  # (4,) last observed box
+    last_frame: int
+    id: int = -1
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))
+    embedding: np.ndarray | None = None  # running mean, unit length
+    hits: int = 1
+    misses: int = 0  # consecutive frames unseen
+
+    @property
+    def confirmed(self) -> bool:
+        return self.id >= 0
+
+    def predicted_box(self, frame: int) -> np.ndarray:
+        """Where the box should be at `frame`, moving at its recent velocity."""
+        return self.box + self.velocity * max(0, frame - self.last_frame)
+
+
+class Tracker:
+    """Assigns a stable track to every detection of one source, frame after frame."""
+
+    def __init__(self, config: TrackerConfig | None = None, ids: Iterator[int] | None = None):
+        self.config = config or TrackerConfig()
+        self._ids = ids if ids is not None else itertools.count(1)
+        self._keys = itertools.count(1)
+        self._tracks: list[Track] = []
+        self._removed: list[Track] = []
+        self._frame = -1
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Live tracks, tentative ones included."""
+        return list(self._tracks)
+
+    def update(self, boxes: np.ndarray, embeddings: np.ndarray | None = None, frame: int | None = None) -> list[Track]:
+        """Match this frame's detections to tracks; returns one `Track` per detection, in order.
+
+        boxes: (n, 4) x1 y1 x2 y2; embeddings: (n, 128) unit vectors or None;
+        frame: the frame index (gaps from dropped frames scale the motion guess)."""
+        cfg = self.config
+        frame = self._frame + 1 if frame is None else int(frame)
+        self._frame = frame
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        n = len(boxes)
+        if embeddings is not None:
+            embeddings = np.asarray(embeddings, np.float64)
+            embeddings = embeddings.reshape(n, embeddings.shape[-1] if embeddings.ndim > 1 else -1)
+        assigned: list[Track | None] = [None] * n
+        matched_tracks: set[int] = set()
+        if self._tracks and n:
+            cost = self._cost(boxes, embeddings, frame)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols):
+                if cost[r, c] < _INFEASIBLE:
+                    assigned[c] = self._tracks[r]
+                    matched_tracks.add(r)
+        survivors = []
+        for r, track in enumerate(self._tracks):
+            if r in matched_tracks:
+                continue
+            track.misses += 1
+            # a tentative track must be seen in consecutive frames; a confirmed one may wait
+            if not track.confirmed or track.misses > cfg.max_age:
+                self._removed.append(track)
+            else:
+                survivors.append(track)
+        keep = {id(t) for t in survivors} | {id(self._tracks[r]) for r in matched_tracks}
+        self._tracks = [t for t in self._tracks if id(t) in keep]
+        for i in range(n):
+            emb = None if embeddings is None else embeddings[i]
+            track = assigned[i]
+            if track is None:
+                track = Track(key=next(self._keys), box=boxes[i].copy(), last_frame=frame,
+                              embedding=None if emb is None else _unit(emb))
+                self._tracks.append(track)
+                assigned[i] = track
+            else:
+                self._observe(track, boxes[i], emb, frame)
+            if not track.confirmed and track.hits >= cfg.min_hits:
+                track.id = next(self._ids)
+        return assigned  # type: ignore[return-value]
+
+    def pop_removed(self) -> list[Track]:
+        """Tracks dropped since the last call (confirmed ones are finished appearances)."""
+        removed, self._removed = self._removed, []
+        return removed
+
+    def close_all(self) -> list[Track]:
+        """End every live track; returns them (and any not yet popped removals)."""
+        removed = self.pop_removed() + self._tracks
+        self._tracks = []
+        return removed
+
+    def _observe(self, track: Track, box: np.ndarray, emb: np.ndarray | None, frame: int) -> None:
+        dt = max(1, frame - track.last_frame)
+        step = (box - track.box) / dt
+        track.velocity = step if track.hits == 1 else 0.5 * track.velocity + 0.5 * step
+        track.box = box.copy()
+        track.last_frame = frame
+        track.hits += 1
+        track.misses = 0
+        if emb is not None:
+            m = self.config.embedding_momentum
+            track.embedding = _unit(emb) if track.embedding is None else _unit(m * track.embedding + (1 - m) * _unit(emb))
+
+    def _cost(self, boxes: np.ndarray, embeddings: np.ndarray | None, frame: int) -> np.ndarray:
+        cfg = self.config
+        predicted = np.stack([t.predicted_box(frame) for t in self._tracks])
+        iou = box_iou(predicted, boxes)
+        cost = 1.0 - iou
+        feasible = iou >= cfg.iou_gate
+        if embeddings is not None:
+            track_embs = np.stack([t.embedding if t.embedding is not None else np.zeros(embeddings.shape[1])
+                                   for t in self._tracks])
+            has = np.array([t.embedding is not None for t in self._tracks])
+            cos = track_embs @ (embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)).T
+            w = cfg.embedding_weight
+            mixed = (1 - w) * (1 - iou) + w * (1 - cos)
+            cost = np.where(has[:, None], mixed, cost)
+            size = np.maximum(predicted[:, 2:] - predicted[:, :2], 1.0).max(axis=1)
+            det_size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1.0).max(axis=1)
+            jump = np.linalg.norm(_centres(predicted)[:, None] - _centres(boxes)[None], axis=2) / size[:, None]
+            scale = np.maximum(det_size[None] / size[:, None], size[:, None] / det_size[None])
+            reid = (has[:, None] & (cos >= cfg.reid_similarity) & (jump <= cfg.reid_max_jump)
+                    & (scale <= cfg.reid_max_scale))
+            feasible = (feasible | reid) & ~(has[:, None] & (cos < cfg.embedding_gate))
+        return np.where(feasible, cost, _INFEASIBLE)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (m, 4) with every box in b (n, 4): (m, n)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
