@@ -158,12 +158,25 @@ def test_dlib_embeddings_put_the_same_person_closer(cascade):
     assert min(same_sims) > max(diff_sims), (same_sims, diff_sims)
 
 
+def test_predictor_boxes_are_squares_a_little_below_the_mtcnn_box():
+    from engines.teachers.dlib_embedder import predictor_boxes
+
+    b = predictor_boxes(np.array([[100.0, 50.0, 175.0, 150.0]]))[0]  # 75 x 100, centre (137.5, 100)
+    side = b[2] - b[0]
+    assert side == pytest.approx(b[3] - b[1])
+    assert 75 < side < 100  # between MTCNN's width and height, like dlib's own detector
+    assert (b[0] + b[2]) / 2 == pytest.approx(137.5)
+    assert 100 < (b[1] + b[3]) / 2 < 110
+
+
 def test_dlib_embedding_comes_from_the_aligned_chip(cascade):
+    from engines.teachers.dlib_embedder import predictor_boxes
+
     astronaut = cv2.imread(str(ASTRONAUT))
     faces = cascade.infer([astronaut])[0]
-    chips = cascade.embedder.chips(astronaut, faces.boxes)
+    chips = cascade.embedder.chips(astronaut, predictor_boxes(faces.boxes))
     assert chips[0].shape == (150, 150, 3) and chips[0].dtype == np.uint8
     np.testing.assert_allclose(cascade.embedder.embed_chips(chips), faces.embeddings, atol=1e-5)
     # a box shifted by a few pixels still lands on the same face (the shape predictor re-aligns)
-    shifted = cascade.embedder.embed(astronaut, faces.boxes + 4)
+    shifted = cascade.embedder.embed(astronaut, predictor_boxes(faces.boxes) + 4)
     assert float(shifted[0] @ faces.embeddings[0]) > 0.97

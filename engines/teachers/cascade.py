@@ -12,6 +12,7 @@ import numpy as np
 
 from engines.backends.base import EngineInfo, EngineUnavailable, FaceEngine
 from engines.faces import Faces
+from engines.teachers.dlib_embedder import DlibEmbedder, predictor_boxes
 
 if TYPE_CHECKING:
     from engines.teachers.mtcnn import MTCNNSettings
@@ -27,8 +28,6 @@ class CascadeEngine(FaceEngine):
             from engines.teachers.mtcnn import MTCNN
         except ImportError as exc:
             raise EngineUnavailable(f"the cascade engine needs torch: `pip install torch` ({exc})") from exc
-        from engines.teachers.dlib_embedder import DlibEmbedder
-
         self.embedder = DlibEmbedder() if embed else None
         self.detector = MTCNN(settings)
         self.info = EngineInfo(engine="cascade", backend="dlib", device="cpu", model_id=MODEL_ID)
@@ -47,7 +46,7 @@ class CascadeEngine(FaceEngine):
                 order = order[: max(0, int(max_faces))]
             faces = faces[order]
             if self.embedder is not None:
-                faces.embeddings = self.embedder.embed(image, faces.boxes)
+                faces.embeddings = self.embedder.embed(image, predictor_boxes(faces.boxes))
             results.append(faces)
         return results
 

@@ -17,6 +17,25 @@ from engines.teachers.locate import DLIB_RESNET_FILE, DLIB_SHAPE_FILE, dlib_weig
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
+# dlib's shape predictor was trained on dlib's own detector boxes: square, a little below
+# MTCNN's box centre. Measured on 404 LFW images (HOG box vs MTCNN box): side = 1.132 w
+# = 0.848 h, centre 0.051 h lower. Enlarged by 1.08, chosen on LFW View 1 (pairsDevTest):
+# 98.70% there, against 98.20% with MTCNN's box as is.
+HOG_SIDE_PER_WIDTH = 1.132
+HOG_SIDE_PER_HEIGHT = 0.848
+HOG_CENTRE_SHIFT = 0.051
+PREDICTOR_BOX_SCALE = 1.08
+
+
+def predictor_boxes(mtcnn_boxes: np.ndarray) -> np.ndarray:
+    """MTCNN boxes (n, 4) -> the square boxes dlib's shape predictor works best from."""
+    b = np.asarray(mtcnn_boxes, np.float64).reshape(-1, 4)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    cx = (b[:, 0] + b[:, 2]) / 2
+    cy = (b[:, 1] + b[:, 3]) / 2 + HOG_CENTRE_SHIFT * h
+    half = PREDICTOR_BOX_SCALE * (HOG_SIDE_PER_WIDTH * w + HOG_SIDE_PER_HEIGHT * h) / 4
+    return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1)
+
 
 def import_dlib():
     """The dlib module, or `EngineUnavailable` naming the pip package."""
@@ -41,7 +60,8 @@ class DlibEmbedder:
         rgb = np.ascontiguousarray(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
         out = []
         for x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 4):
-            rect = self._dlib.rectangle(int(round(x1)), int(round(y1)), int(round(x2)), int(round(y2)))
+            # dlib rectangles name their last row and column (inclusive)
+            rect = self._dlib.rectangle(int(round(x1)), int(round(y1)), int(round(x2)) - 1, int(round(y2)) - 1)
             shape = self._shape(rgb, rect)
             out.append(self._dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
         return out

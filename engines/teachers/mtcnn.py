@@ -1,7 +1,9 @@
 """MTCNN (Zhang et al., 2016): P-Net proposals over an image pyramid, R-Net refinement,
 O-Net boxes and 5 landmarks. Weights: the state dicts shipped in the facenet-pytorch wheel.
 
-Coordinates are continuous pixel edges, 0-based: a box (x1, y1, x2, y2) covers x1 <= x < x2.
+Inside the cascade, boxes follow the reference implementation's arithmetic (1-based pixel
+indices, inclusive corners: a box (x1, y1, x2, y2) spans x2 - x1 + 1 pixels), which the
+weights were tuned with; `detect` returns 0-based pixel edges (x1 <= x < x2), as `Faces` does.
 The networks take RGB scaled to about [-1, 1].
 """
 from __future__ import annotations
@@ -145,9 +147,12 @@ def batched_nms(
     return nms(boxes + offset, scores, iou_threshold, mode)
 
 
-def regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Shift each box edge by offset x its width/height."""
-    wh = (boxes[:, 2:4] - boxes[:, 0:2]).repeat(1, 2)
+def regress(boxes: torch.Tensor, offsets: torch.Tensor, inclusive: bool = True) -> torch.Tensor:
+    """Shift each box edge by offset x its width/height (+1 for inclusive corners).
+
+    The reference measures P-Net windows without the +1 and later stages with it.
+    """
+    wh = (boxes[:, 2:4] - boxes[:, 0:2] + (1.0 if inclusive else 0.0)).repeat(1, 2)
     return boxes + offsets * wh
 
 
@@ -164,13 +169,15 @@ def area_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def crop_resize(image: np.ndarray, box: np.ndarray, size: int) -> torch.Tensor:
-    """The box region (zero outside the image) as a (3, size, size) float tensor, 0..255.
+    """The pixels of a 1-based inclusive box (zero outside the image), resized to
+    (3, size, size) float 0..255.
 
     Area resampling even when enlarging: cv2's bilinear enlargement lets through false
     positives the reference implementation rejects.
     """
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = (int(v) for v in box)  # truncation, as the reference does
+    x1, y1 = x1 - 1, y1 - 1  # to 0-based start, exclusive end
     x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
     patch = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
     sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
@@ -248,7 +255,9 @@ class MTCNN:
         results = []
         for i in range(len(images)):
             sel = image_ids == i
-            results.append(Faces(boxes=boxes[sel].numpy(), scores=scores[sel].numpy(), landmarks=points[sel].numpy()))
+            b = boxes[sel].numpy().copy()
+            b[:, :2] -= 1  # 1-based inclusive -> 0-based edges
+            results.append(Faces(boxes=b, scores=scores[sel].numpy(), landmarks=points[sel].numpy()))
         return results
 
     def _propose(self, rgb: list[np.ndarray], threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,7 +277,7 @@ class MTCNN:
                 if len(n) == 0:
                     continue
                 origin = torch.stack([xx, yy], dim=1).float() * PNET_STRIDE
-                b = torch.cat([origin / scale, (origin + PNET_CELL) / scale], dim=1)
+                b = torch.cat([((origin + 1) / scale).floor(), ((origin + PNET_CELL) / scale).floor()], dim=1)
                 score = prob[n, yy, xx]
                 reg = offsets[n, :, yy, xx]
                 keep = batched_nms(b, score, n, 0.5)
@@ -280,7 +289,7 @@ class MTCNN:
         cand, ids = torch.cat(all_boxes), torch.cat(all_ids)
         keep = batched_nms(cand[:, :4], cand[:, 4], ids, 0.7)
         cand, ids = cand[keep], ids[keep]
-        boxes = square(regress(cand[:, :4], cand[:, 5:9]))
+        boxes = square(regress(cand[:, :4], cand[:, 5:9], inclusive=False))
         return boxes, ids
 
     def _crops(self, rgb: list[np.ndarray], boxes: torch.Tensor, ids: torch.Tensor, size: int) -> torch.Tensor:
@@ -312,8 +321,8 @@ class MTCNN:
         prob, offsets, marks = self._run_batched(self.onet, self._crops(rgb, boxes, ids, 48))
         ok = prob > threshold
         boxes, prob, offsets, marks, ids = boxes[ok], prob[ok], offsets[ok], marks[ok], ids[ok]
-        wh = boxes[:, 2:4] - boxes[:, 0:2]
-        points = torch.stack([marks[:, :5], marks[:, 5:]], dim=2) * wh[:, None, :] + boxes[:, None, 0:2]
+        wh = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        points = torch.stack([marks[:, :5], marks[:, 5:]], dim=2) * wh[:, None, :] + boxes[:, None, 0:2] - 1
         boxes = regress(boxes, offsets)
         keep = batched_nms(boxes, prob, ids, 0.7, mode="min")
         return boxes[keep], prob[keep], points[keep], ids[keep]

@@ -24,7 +24,7 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SHARD_SIZE = 500
-LABEL_VERSION = 1
+LABEL_VERSION = 2  # 2: MTCNN with the reference box arithmetic, dlib predictor boxes
 BUILTIN_SETS = ("celeba-wild", "faces-misc", "lfw-train")
 
 
