@@ -9,6 +9,7 @@ import platformdirs
 APP_NAME = "unisight"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_IMAGE = REPO_ROOT / "docs" / "samples" / "astronaut.jpg"
+SAMPLE_VIDEO = REPO_ROOT / "docs" / "samples" / "hamilton_clip.mp4"
 NO_FACE_IMAGE = REPO_ROOT / "docs" / "samples" / "cat_no_face.jpg"
 
 

@@ -1,5 +1,6 @@
 """Training pieces: augmentation keeps labels consistent, matching, losses fall on a tiny config."""
 import numpy as np
+import pytest
 import torch
 
 from app.paths import SAMPLE_IMAGE
@@ -87,3 +88,62 @@ def test_average_precision_known_values():
     assert abs(average_precision(np.array([0.9]), np.array([True]), 2) - 0.5) < 1e-9
     # a false positive ranked first halves the precision of the only hit
     assert abs(average_precision(np.array([0.9, 0.8]), np.array([False, True]), 1) - 0.5) < 1e-9
+
+
+def _write_cache(folder, names):
+    """A one-set label cache: the astronaut image under several names, one teacher face each."""
+    import shutil
+
+    from engines.faces import Faces
+    from engines.train.labelling import ImageSet, _write_shard
+
+    images = folder / "images"
+    images.mkdir()
+    records = []
+    for i, name in enumerate(names):
+        shutil.copy(SAMPLE_IMAGE, images / name)
+        emb = np.random.default_rng(i).normal(size=(1, 128)).astype(np.float32)
+        faces = Faces(boxes=FACE_BOX, scores=np.array([0.99], np.float32), landmarks=FACE_LMK,
+                      embeddings=emb / np.linalg.norm(emb))
+        records.append({"rel": name, "width": 512, "height": 512, "faces": faces})
+    labels = folder / "labels"
+    (labels / "test").mkdir(parents=True)
+    _write_shard(labels / "test" / "part-00000.npz", records, ImageSet("test", images, names, None))
+    return labels
+
+
+def test_train_resumes_from_its_checkpoint_and_publishes_loadable_weights(tmp_path):
+    import json
+
+    from engines.model.weights import load_model, publish_weights
+    from engines.train.loop import TrainSettings, train
+
+    labels = _write_cache(tmp_path, [f"img{i:02d}.jpg" for i in range(12)])
+    out = tmp_path / "run"
+    settings = TrainSettings(labels_dir=str(labels), out_dir=str(out), config="tiny", steps=2, batch=2,
+                             canvas=(160, 128), workers=0, eval_every=2, log_every=1, warmup=1, val_images=4)
+    assert train(settings)["step"] == 2
+    first = torch.load(out / "last.pt", weights_only=False)
+    settings.steps = 4
+    assert train(settings)["step"] == 4  # resumed: two more steps, not four
+    log = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "total" in r] == [1, 2, 3, 4]
+    resumed = torch.load(out / "last.pt", weights_only=False)
+    assert resumed["step"] == 4 and "optimizer" in resumed and len(resumed["teacher_mean"]) == 128
+    assert any(not torch.equal(first["state_dict"][k], resumed["state_dict"][k]) for k in first["state_dict"])
+
+    shipped = tmp_path / "uniface_tiny.pt"
+    meta = publish_weights(out / "best.pt", shipped)
+    assert not meta.random_weights and meta.model_id.startswith("uniface-tiny-") and "step" in meta.trained
+    payload = torch.load(shipped, weights_only=True)  # no optimizer, nothing that needs pickle
+    assert set(payload) == {"config", "state_dict", "trained", "teacher_mean"}
+    model, meta2 = load_model("tiny", shipped)
+    assert meta2.model_id == meta.model_id
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        publish_weights(_not_a_checkpoint(tmp_path), tmp_path / "y.pt")
+
+
+def _not_a_checkpoint(tmp_path):
+    path = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(1)}, path)
+    return path

@@ -1,4 +1,5 @@
-"""`main.py export onnx`: write the single-shot graph as one ONNX file."""
+"""`main.py export onnx|weights`: the single-shot graph as one ONNX file, or a training
+checkpoint as the shippable weights file."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,10 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export the single-shot network",
-                       description="Export the whole graph (decoding, NMS, ROI pooling, embeddings) to ONNX.")
-    p.add_argument("format", choices=["onnx"], help="output format")
+                       description="onnx: the whole graph (decoding, NMS, ROI pooling, embeddings) as one ONNX file. "
+                                   "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
+                                   "weights file, optimizer state dropped (default out: the shipped model's path).")
+    p.add_argument("format", choices=["onnx", "weights"], help="output format")
     p.add_argument("--config", default="prod", help="network configuration (prod, tiny)")
     p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
     p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
@@ -27,6 +30,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     if args.weights is not None and not args.weights.exists():
         raise UserError(f"weights file not found: {args.weights}")
+    if args.format == "weights":
+        return _publish(args)
     out = args.out or Path(f"uniface_{args.config}.onnx")
     try:
         export_onnx(args.config, args.weights, out)
@@ -37,4 +42,22 @@ def run(args) -> int:
     meta = {p.key.removeprefix("unisight."): p.value for p in onnx.load(str(out)).metadata_props}
     summary = {"output": str(out), "bytes": out.stat().st_size, **meta}
     print(json.dumps(summary) if args.json else f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB, {meta.get('model_id')})")
+    return 0
+
+
+def _publish(args) -> int:
+    from app.errors import UserError
+    from engines.model.weights import default_weights, publish_weights
+
+    if args.weights is None:
+        raise UserError("export weights needs --weights CHECKPOINT (e.g. runs/prod/best.pt)")
+    out = args.out or default_weights(args.config)
+    try:
+        meta = publish_weights(args.weights, out)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise UserError(f"{args.weights}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    summary = {"output": str(out), "bytes": out.stat().st_size, **meta.as_dict()}
+    print(json.dumps(summary) if args.json else f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB, {meta.model_id})")
     return 0

@@ -79,3 +79,32 @@ def load_model(config_name: str, weights: Path | None = None) -> tuple[Uniface, 
         log.warning(RANDOM_WEIGHTS_WARNING.format(config=config_name, path=path))
         meta = ModelMeta(config_name, f"uniface-{config_name}-random", True, None)
     return model.eval(), meta
+
+
+def publish_weights(checkpoint: Path, out: Path) -> ModelMeta:
+    """Write a training checkpoint as shippable weights: config, state dict and a summary of
+    how it was trained; no optimizer state. Written to a temporary file, then renamed."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "state_dict" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{checkpoint} is not a training checkpoint (no state_dict/config)")
+    settings = ckpt.get("settings", {})
+    trained = "; ".join(
+        part for part in (
+            f"step {ckpt.get('step')}" if "step" in ckpt else "",
+            f"validation {ckpt['val']}" if "val" in ckpt else "",
+            f"canvas {settings.get('canvas')}, batch {settings.get('batch')}, lr {settings.get('lr')}, "
+            f"sets {settings.get('sets') or 'all'}" if settings else "",
+        ) if part
+    )
+    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+             for k, v in ckpt["state_dict"].items()}
+    payload = {"config": ckpt["config"], "state_dict": state, "trained": trained}
+    if "teacher_mean" in ckpt:
+        payload["teacher_mean"] = [float(v) for v in ckpt["teacher_mean"]]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
+    _, meta = load_model(ckpt["config"], out)
+    return meta

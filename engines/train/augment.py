@@ -125,12 +125,18 @@ class AugmentSettings:
     min_mimic_face: float = 28.0  # smaller faces get no embedding target
 
 
-def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSettings) -> Sample:
-    """One training canvas from one sample (zoom in/out, crop) or four (mosaic)."""
+def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSettings,
+            mosaic: bool | None = None) -> Sample:
+    """One training canvas from one sample (zoom in/out, crop) or four (mosaic).
+
+    `mosaic`: the caller's decision (it then loads four samples only when needed); None draws it here.
+    """
     W, H = cfg.canvas
     canvas = np.empty((H, W, 3), np.uint8)
     canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
-    if len(samples) >= 4 and rng.random() < cfg.mosaic_p:
+    if mosaic is None:
+        mosaic = rng.random() < cfg.mosaic_p
+    if len(samples) >= 4 and mosaic:
         cx, cy = int(W * rng.uniform(0.3, 0.7)), int(H * rng.uniform(0.3, 0.7))
         cells = [(0, 0, cx, cy), (cx, 0, W, cy), (0, cy, cx, H), (cx, cy, W, H)]
         placed = []

@@ -66,11 +66,12 @@ class FaceDataset(Dataset):
 
     def __getitem__(self, index: int) -> TrainItem:
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        picks = [index, *rng.integers(0, len(self.labels), 3)]
+        mosaic = bool(rng.random() < self.settings.mosaic_p)
+        picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
         samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
         if not samples:
             samples = [Sample(np.zeros((64, 64, 3), np.uint8), *_no_faces())]
-        s = augment(samples, rng, self.settings)
+        s = augment(samples, rng, self.settings, mosaic=mosaic)
         t = match_anchors(self.anchors, s.boxes, s.landmarks, s.ignore)
         m = s.mimic
         return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m])

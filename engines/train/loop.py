@@ -164,8 +164,8 @@ def train(s: TrainSettings) -> dict:
             if step % s.log_every == 0:
                 rate = seen / (time.time() - t_last)
                 t_last, seen = time.time(), 0
-                rec = {"step": step, "lr": round(_lr(step, s), 6), "img_s": round(rate, 1), "total": round(float(total), 4),
-                       **{k: round(float(v), 4) for k, v in losses.items()}, "mimic_faces": int(len(boxes))}
+                rec = {"step": step, "lr": round(_lr(step, s), 6), "img_s": round(rate, 1), "total": round(float(total.detach()), 4),
+                       **{k: round(float(v.detach()), 4) for k, v in losses.items()}, "mimic_faces": int(len(boxes))}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))
