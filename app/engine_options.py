@@ -43,8 +43,13 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="network input size (default: the configuration's, 640x480)")
 
 
-def make_engine(args: argparse.Namespace, backend: str | None = None):
-    """The engine the options ask for; unavailable backends become a `UserError`."""
+def make_engine(args: argparse.Namespace, backend: str | None = None, background_build: bool = True):
+    """The engine the options ask for; unavailable backends become a `UserError`.
+
+    background_build: with `--backend auto`, build a missing TensorRT engine in the background
+    and switch to it when ready (long-running commands); False for one-shot commands, which
+    take the best backend that is ready now.
+    """
     from engines.backends.base import EngineUnavailable
     from engines.backends.registry import create_engine
 
@@ -52,7 +57,8 @@ def make_engine(args: argparse.Namespace, backend: str | None = None):
         raise UserError(f"weights file not found: {args.weights}")
     kw = {}
     if args.engine == "uniface":
-        kw = dict(config=args.config, weights=args.weights, cache_dir=user_cache_dir(), input_size=args.input_size)
+        kw = dict(config=args.config, weights=args.weights, cache_dir=user_cache_dir(), input_size=args.input_size,
+                  background_build=background_build)
     try:
         engine = create_engine(args.engine, backend or args.backend, device=args.device, **kw)
     except (EngineUnavailable, ValueError) as exc:

@@ -214,3 +214,53 @@ def test_onnxruntime_to_tensorrt_build_in_the_background(monkeypatch, cache_dir,
     assert engine.info.model_id == fallback.info.model_id
     engine.close()
     assert fallback.session is None  # the fallback was closed
+
+
+class NotCachedTensorRT(FakeEngine):
+    """Stands in for TensorRTBackend in the registry: no engine cached, a build that takes a moment."""
+
+    built = threading.Event()
+    builds: list[dict] = []
+
+    def __init__(self, device="cuda", build=True, on_progress=None, cancel=None, **kw):
+        from engines.backends.base import EngineNotCached
+
+        if not build:
+            raise EngineNotCached("no TensorRT engine cached for test.onnx: run `main.py build-engine`")
+        NotCachedTensorRT.builds.append(dict(device=device, **kw))
+        on_progress("Building engine", 1, 2)
+        time.sleep(0.2)
+        on_progress("Building engine", 2, 2)
+        super().__init__("tensorrt", 2.0)
+        NotCachedTensorRT.built.set()
+
+
+class CpuOnlyOrt(FakeEngine):
+    def __init__(self, device="cpu", **kw):
+        from engines.backends.base import EngineUnavailable
+
+        if device.startswith("cuda"):
+            raise EngineUnavailable("onnxruntime has no CUDA provider here")
+        super().__init__("onnxruntime", 1.0)
+
+
+def test_auto_serves_with_the_next_backend_while_tensorrt_builds(monkeypatch, caplog):
+    from engines.backends import registry
+
+    monkeypatch.setattr(registry, "UNIFACE_BACKENDS", {
+        "tensorrt": f"{__name__}:NotCachedTensorRT", "onnxruntime": f"{__name__}:CpuOnlyOrt",
+        "torch": f"{__name__}:CpuOnlyOrt"})
+    NotCachedTensorRT.builds.clear()
+    caplog.set_level(logging.INFO)
+    engine = registry.create_engine("uniface", "auto", config="prod")
+    try:
+        assert isinstance(engine, HotSwapEngine)
+        assert engine.info.backend == "onnxruntime" and marks(engine) == 1.0  # serves at once
+        assert engine.wait(5) and NotCachedTensorRT.builds == [{"device": "cuda", "config": "prod"}]
+        assert marks(engine) == 2.0 and engine.info.backend == "tensorrt"
+        assert "while the tensorrt engine builds in the background" in caplog.text
+    finally:
+        engine.close()
+    # without background builds, auto just takes the next backend
+    plain = registry.create_engine("uniface", "auto", background_build=False)
+    assert not isinstance(plain, HotSwapEngine) and plain.info.backend == "onnxruntime"

@@ -36,7 +36,7 @@ def run(args) -> int:
         raise UserError("--batch and --iterations must be at least 1")
     faces_list = [None] if not args.faces else [int(v) for v in args.faces.split(",")]
     backends = args.backend.split(",")
-    engines = [make_engine(args, backend=b) for b in backends]
+    engines = [make_engine(args, backend=b, background_build=False) for b in backends]
     frames = make_frames(load_image(SAMPLE_IMAGE), args.size, args.batch)
     try:
         cases = run_cases(engines, frames, faces_list, args.iterations, args.warmup)

@@ -45,7 +45,7 @@ def run(args) -> int:
     limits = QualityThresholds()
     if args.min_face is not None:
         limits = QualityThresholds(min_height=args.min_face, min_interocular=args.min_face * 0.4)
-    engine = make_engine(args)
+    engine = make_engine(args, background_build=False)
     try:
         with open_gallery(args.gallery, engine) as gallery:
             face = "only" if args.face is None else args.face

@@ -72,7 +72,7 @@ class EngineSpec:
             return _cascade(args, self.embed)
         from app.engine_options import make_engine
 
-        return make_engine(args)
+        return make_engine(args, background_build=False)
 
 
 def _cascade(args: argparse.Namespace, embed: bool):

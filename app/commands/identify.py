@@ -27,7 +27,7 @@ def run(args) -> int:
     from app.naming import name_faces
 
     image = load_image(args.image)
-    engine = make_engine(args)
+    engine = make_engine(args, background_build=False)
     try:
         faces = engine.infer([image], score_threshold=args.min_score)[0]
         faces, gallery_note = name_faces(faces, engine, args.gallery, args.threshold)

@@ -14,6 +14,10 @@ class EngineUnavailable(RuntimeError):
     """This engine or backend cannot run on this machine (missing package, no GPU, ...)."""
 
 
+class EngineNotCached(EngineUnavailable):
+    """The backend can run here but needs a long build first (a TensorRT engine not cached yet)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineInfo:
     """What is running: shown in the GUI status bar and in every JSON output."""

@@ -5,7 +5,7 @@ import importlib
 import logging
 from typing import Callable
 
-from engines.backends.base import EngineUnavailable, FaceEngine
+from engines.backends.base import EngineNotCached, EngineUnavailable, FaceEngine
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,16 @@ def backend_names(engine: str = "uniface") -> list[str]:
     return ["auto", *UNIFACE_BACKENDS] if engine == "uniface" else ["auto", "dlib"]
 
 
-def create_engine(engine: str = "uniface", backend: str = "auto", device: str | None = None, **kw) -> FaceEngine:
+def create_engine(engine: str = "uniface", backend: str = "auto", device: str | None = None, *,
+                  background_build: bool = True, **kw) -> FaceEngine:
     """A ready `FaceEngine`.
 
     engine: "uniface" (single-shot) or "cascade" (MTCNN + dlib).
     backend: a name from `backend_names()`; "auto" tries `AUTO_ORDER` and logs each skip.
     device: "cpu", "cuda" or "cuda:N" (None: the backend's best).
+    background_build: with "auto", a backend that could run after a long build (TensorRT with
+        no cached engine) is built in a background thread while the next best backend serves;
+        the returned `HotSwapEngine` switches when it is ready. False: skip it.
     kw: config, weights, cache_dir, input_size, passed to uniface backends.
     """
     if engine == "cascade":
@@ -59,19 +63,44 @@ def create_engine(engine: str = "uniface", backend: str = "auto", device: str | 
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(backend_names())}")
         return _load(UNIFACE_BACKENDS[backend])(device=device or default_device(backend), **kw)
     reasons = []
+    to_build: tuple[str, str] | None = None  # the best backend that needs a build first
     for name, dev in AUTO_ORDER:
         if device is not None and not dev.startswith(device.split(":")[0]):
             continue
         try:
-            eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, **kw)
+            if name == "tensorrt":
+                eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, build=False, **kw)
+            else:
+                eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, **kw)
+        except EngineNotCached as exc:
+            reasons.append(f"{name}/{dev}: {exc}")
+            to_build = to_build or (name, device or dev)
+            continue
         except EngineUnavailable as exc:
             reasons.append(f"{name}/{dev}: {exc}")
             log.debug("auto: %s on %s unavailable: %s", name, dev, exc)
             continue
         skipped = "; ".join(reasons) if reasons else "nothing faster was tried"
         log.info("auto backend: %s on %s (skipped: %s)", name, dev, skipped)
+        if to_build is not None and background_build:
+            return _swap_when_built(eng, *to_build, kw)
         return eng
     raise EngineUnavailable("no backend can run here: " + "; ".join(reasons))
+
+
+def _swap_when_built(fallback: FaceEngine, name: str, device: str, kw: dict) -> FaceEngine:
+    """Serve with `fallback` now; build `name` in the background and switch to it when ready."""
+    from engines.backends.hot_swap import HotSwapEngine
+
+    cls = _load(UNIFACE_BACKENDS[name])
+
+    def factory(progress):
+        return cls(device=device, build=True, on_progress=progress.update, cancel=progress.cancel, **kw)
+
+    log.info("auto backend: serving with %s on %s while the %s engine builds in the background "
+             "(minutes, once per GPU and model); frames switch to it when it is ready",
+             fallback.info.backend, fallback.info.device, name)
+    return HotSwapEngine(fallback=fallback, factory=factory, preferred_name=name)
 
 
 def default_device(backend: str) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, EngineUnavailable
+from engines.backends.base import EngineInfo, EngineNotCached, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
 
@@ -446,7 +446,7 @@ class TensorRTBackend(UnifaceBackend):
                 if not build:
                     key = trt_build.engine_key(onnx_path, _sha(onnx_path), settings, self.trt, gpu)
                     if force or cache.lookup(key) is None:
-                        raise EngineUnavailable(
+                        raise EngineNotCached(
                             f"no TensorRT engine cached for {Path(onnx_path).name} ({precision}, batch {max_batch},"
                             f" {size[0]}x{size[1]}): run `main.py build-engine`")
                     return key, cache.read(key)
