@@ -260,6 +260,15 @@ class Recognizer:
             self._finished.clear()
             return out
 
+    def revote(self) -> None:
+        """Forget every live track's name vote, so the next frame's gallery decision shows at
+        once: after the threshold or the gallery changed (an enrolment, a rename). Tracks,
+        their crops and embeddings stay."""
+        with self._lock:
+            for source in self._sources.values():
+                for state in source.states.values():
+                    state.vote = IdentityVote(self.vote_config)
+
     def finish(self) -> None:
         """End every live track (end of a file, source closed): they become finished appearances."""
         with self._lock:

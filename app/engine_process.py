@@ -1,0 +1,128 @@
+"""A face engine in a child process, for engines whose native calls hold Python's GIL.
+
+dlib's calls (the cascade engine's embedder) keep the GIL for ~85 ms each, so while the
+cascade engine runs in a thread of the window's process, the GUI thread cannot run either
+(measured: 183 ms gaps between GUI ticks). Run in a child process, the engine only costs
+the window the pickling of each frame (~1 ms for 640x360). ONNX Runtime and PyTorch release
+the GIL during inference and stay in-process.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from app.errors import UserError
+from engines.backends.base import EngineUnavailable, FaceEngine
+from engines.faces import Faces
+
+log = logging.getLogger("unisight.engine_process")
+
+GIL_HOLDING_ENGINES = frozenset({"cascade"})
+
+
+def _serve(conn, engine: str, backend: str, device: str | None, kw: dict) -> None:
+    """The child: create the engine, then answer ("infer", images, threshold, max_faces)
+    until ("close",) or the parent goes away."""
+    try:
+        from engines.backends.registry import create_engine
+
+        eng = create_engine(engine, backend, device=device, **kw)
+    except (EngineUnavailable, ValueError) as exc:  # cannot run here, or a bad name: the user's to fix
+        conn.send(("unavailable", str(exc)))
+        return
+    except Exception as exc:  # reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", eng.info))
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message[0] == "close":
+                return
+            _, images, score_threshold, max_faces = message
+            try:
+                conn.send(("ok", eng.infer(images, score_threshold, max_faces)))
+            except Exception as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        eng.close()
+
+
+class ProcessEngine(FaceEngine):
+    """`create_engine(engine, backend, device, **kw)` run in a child process; same interface.
+    Calls are serialised; `close()` ends the child."""
+
+    def __init__(self, engine: str, backend: str = "auto", device: str | None = None, start_timeout: float = 120.0,
+                 **kw):
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt and threads
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, engine, backend, device, kw), daemon=True,
+                                 name=f"unisight-engine-{engine}")
+        self._proc.start()
+        child.close()
+        self._lock = threading.Lock()
+        if not self._conn.poll(start_timeout):
+            self._kill()
+            raise EngineUnavailable(f"the {engine} engine did not start within {start_timeout:.0f} s")
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:
+            self._kill()
+            raise EngineUnavailable(f"the {engine} engine process died while starting") from None
+        if kind != "ready":
+            self._kill()
+            raise EngineUnavailable(payload) if kind == "unavailable" else RuntimeError(payload)
+        self.info = payload
+
+    def infer(self, images: Sequence[np.ndarray], score_threshold: float | None = None,
+              max_faces: int | None = None) -> list[Faces]:
+        with self._lock:
+            if self._proc is None:
+                raise RuntimeError("the engine process was closed")
+            try:
+                self._conn.send(("infer", [np.ascontiguousarray(i) for i in images], score_threshold, max_faces))
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                raise RuntimeError(f"the engine process {self._proc.pid} ended unexpectedly ({exc})") from None
+        if kind != "ok":
+            raise RuntimeError(payload)
+        return payload
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is None:
+                return
+            try:
+                self._conn.send(("close",))
+            except (OSError, BrokenPipeError):
+                pass
+            self._proc.join(5.0)
+            self._kill()
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.is_alive():
+            proc.terminate()
+            proc.join(2.0)
+        self._conn.close()
+
+
+def make_engine_for_gui(args: argparse.Namespace) -> FaceEngine:
+    """`app.engine_options.make_engine`, except that engines holding the GIL run in a child
+    process so the window stays smooth."""
+    from app.engine_options import make_engine
+
+    if args.engine not in GIL_HOLDING_ENGINES:
+        return make_engine(args)
+    try:
+        return ProcessEngine(args.engine, args.backend, args.device)
+    except EngineUnavailable as exc:
+        raise UserError(str(exc)) from None

@@ -1,0 +1,585 @@
+"""The live session behind the window, without Qt: up to four sources sharing one engine,
+recognition, crops for enrolment, recordings, and the newest result of each source.
+
+    GUI thread ── add/remove/start/stop/reconfigure ──▶ control thread ── builds ──▶ Pipeline
+        ▲                                                                   │ (capture, inference,
+        └── take_latest() / drain_events() (polled by a timer) ◀── output ──┘  output threads)
+
+The GUI thread never waits here: structural changes (a source added or removed, a new engine
+or gallery) are queued to one control thread, which stops the running `Pipeline` (within 1 s)
+and starts a new one over every source (a `Pipeline`'s sources are fixed). Files continue
+from where they were; frame indices keep rising so trackers see time going forward. Player
+controls (pause, step, seek) and decision values (threshold, minimum face size) act at once.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from app.errors import UserError
+from app.gallery import Gallery
+from app.pipeline import Pipeline, PipelineError
+from app.playback import PlayableFile
+from app.recognition import Appearance, Recognizer
+from app.recognition_defaults import default_threshold
+from app.recorder import Recorder
+from app.sources import STREAM_SCHEMES, SourceEvent, SourceState, VideoSource, mask_url, open_source
+from app.stats import PipelineStats
+from app.track_crops import TrackCrop, TrackCrops
+from app.types import Frame, FrameResult
+from engines.backends.base import FaceEngine
+from engines.faces import Faces
+
+log = logging.getLogger("unisight.live")
+
+MAX_SOURCES = 4
+
+
+class LockedEngine(FaceEngine):
+    """One engine shared by the pipeline and enrolment, one call at a time (TensorRT contexts
+    and dlib are not safe to call from two threads at once)."""
+
+    def __init__(self, engine: FaceEngine):
+        self.inner = engine
+        self.info = engine.info
+        self._lock = threading.Lock()
+
+    def infer(self, images, score_threshold=None, max_faces=None) -> list[Faces]:
+        with self._lock:
+            return self.inner.infer(images, score_threshold, max_faces)
+
+    def close(self) -> None:
+        with self._lock:  # waits for a call still running in a pipeline thread that was stopped
+            self.inner.close()
+
+
+@dataclass(slots=True)
+class SourceEntry:
+    """One source as the operator sees it; `source` is replaced each time the pipeline is rebuilt."""
+
+    source_id: str
+    spec: str  # what was asked for: a path, a camera index, a URL, "synthetic:..."
+    kind: str  # "file", "camera", "stream", "synthetic"
+    loop: bool = False
+    source: VideoSource | None = None
+    state: SourceState = SourceState.IDLE
+    message: str = ""
+    frozen: bool = False  # a paused live source: frames still flow, the view holds its picture
+    next_index: int = 0
+    position: float = 0.0  # files: seconds into the file
+    paused: bool = False  # files: paused when the pipeline was rebuilt
+
+    @property
+    def seekable(self) -> bool:
+        return isinstance(self.source, PlayableFile)
+
+    @property
+    def fps(self) -> float | None:
+        return self.source.info.fps if self.source is not None else None
+
+    @property
+    def duration(self) -> float | None:
+        return self.source.info.duration if self.source is not None else None
+
+    @property
+    def is_paused(self) -> bool:
+        if isinstance(self.source, PlayableFile):
+            return self.source.paused
+        return self.frozen
+
+    @property
+    def current_position(self) -> float:
+        return self.source.position if isinstance(self.source, PlayableFile) else self.position
+
+
+@dataclass(slots=True)
+class SessionEvent:
+    """Something the window should show: a source's state, an error, or a note."""
+
+    kind: str  # "state", "error", "info"
+    message: str
+    source_id: str | None = None
+    state: SourceState | None = None
+    fatal: bool = False
+    time: float = field(default_factory=time.monotonic)
+
+
+def source_kind(spec: str) -> str:
+    """"camera", "synthetic", "stream" or "file" for a source spec (see `open_source`)."""
+    text = spec.strip()
+    if text.isdigit():
+        return "camera"
+    if text.lower().startswith("synthetic:"):
+        return "synthetic"
+    if "://" in text:
+        scheme = urlsplit(text).scheme.lower()
+        if scheme == "file":
+            return "file"
+        if scheme in STREAM_SCHEMES:
+            return "stream"
+    return "file"
+
+
+def display_name(spec: str) -> str:
+    """A short name for a source: a file's name, "camera 0", a masked URL."""
+    kind = source_kind(spec)
+    if kind == "camera":
+        return f"camera {int(spec)}"
+    if kind == "file":
+        return Path(urlsplit(spec).path if spec.startswith("file://") else spec).name or spec
+    if kind == "synthetic":
+        return "synthetic"
+    return mask_url(spec)
+
+
+class LiveSession:
+    """See the module doc. `engine` is shared (wrapped in a `LockedEngine`); `gallery` may be
+    None (everyone unknown, no enrolment). The session owns both and closes them."""
+
+    def __init__(self, engine: FaceEngine, gallery: Gallery | None, *, threshold: float | None = None,
+                 min_face: int = 0, crops: TrackCrops | None = None, stop_timeout: float = 1.0):
+        self.engine = engine if isinstance(engine, LockedEngine) else LockedEngine(engine)
+        self.gallery = gallery
+        self.threshold = threshold
+        self.min_face = int(min_face)
+        self.crops = crops or TrackCrops()
+        self.stop_timeout = stop_timeout
+        self.recognizer = self._new_recognizer()
+        # spec prefix -> factory(spec, source_id) for sources `open_source` does not know
+        # (a plug-in capture device, a test's fake camera); called at every rebuild
+        self.source_factories: dict[str, Callable[[str, str], VideoSource]] = {}
+        self.playing = True
+        self._entries: dict[str, SourceEntry] = {}
+        self._pipeline: Pipeline | None = None
+        self._archived: list[Appearance] = []
+        self._latest: dict[str, FrameResult] = {}
+        self._display_dropped: dict[str, int] = {}
+        self._events: deque[SessionEvent] = deque(maxlen=500)
+        self._recorders: dict[str, Recorder] = {}
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue = queue.Queue()
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._closed = False
+        self._control = threading.Thread(target=self._control_loop, name="unisight-live-control", daemon=True)
+        self._control.start()
+
+    # -- sources ---------------------------------------------------------------------------
+    @property
+    def entries(self) -> list[SourceEntry]:
+        with self._lock:
+            return list(self._entries.values())
+
+    def entry(self, source_id: str) -> SourceEntry | None:
+        with self._lock:
+            return self._entries.get(source_id)
+
+    def add_source(self, spec: str | int, loop: bool = False) -> str:
+        """Add a source (camera index, file, URL, "synthetic:..."); returns its id. Raises
+        `UserError` for a missing file, a bad spec or a fifth source. Starts it soon."""
+        spec = str(spec).strip()
+        if not spec:
+            raise UserError("empty source: give a camera index, a file path or a URL")
+        custom = self._factory_for(spec)
+        kind = "custom" if custom is not None else source_kind(spec)
+        if custom is not None:
+            pass
+        elif kind == "file":
+            path = Path(urlsplit(spec).path if spec.startswith("file://") else spec).expanduser()
+            if not path.is_file():
+                raise UserError(f"video not found: {path} (give a file path, a camera index such as 0, or a URL)")
+            spec = str(path)
+        else:
+            open_source(spec)  # checks the spec (synthetic options, URL scheme) without opening
+        with self._lock:
+            if len(self._entries) >= MAX_SOURCES:
+                raise UserError(f"at most {MAX_SOURCES} sources at once: remove one first")
+            sid = base = spec if custom is not None else display_name(spec)
+            n = 2
+            while sid in self._entries:
+                sid, n = f"{base} ({n})", n + 1
+            self._entries[sid] = SourceEntry(sid, spec, kind, loop=loop)
+        self._submit(self._rebuild)
+        return sid
+
+    def remove_source(self, source_id: str) -> None:
+        """Stop and forget a source (its recording, if any, is finished)."""
+        with self._lock:
+            entry = self._entries.pop(source_id, None)
+            self._latest.pop(source_id, None)
+            recorder = self._recorders.pop(source_id, None)
+        if entry is None:
+            return
+        if recorder is not None:
+            self._submit(lambda: self._finish_recording(recorder))
+        self._submit(self._rebuild)
+
+    def start(self) -> None:
+        """Play every source (after `stop`)."""
+        self.playing = True
+        self._submit(self._rebuild)
+
+    def stop(self) -> None:
+        """Stop every source (the views keep their last picture); `start` continues."""
+        self.playing = False
+        self._submit(self._stop_pipeline)
+
+    # -- player controls (files; live sources freeze their view) -----------------------------
+    def pause(self, source_id: str) -> None:
+        entry = self.entry(source_id)
+        if entry is None:
+            return
+        if isinstance(entry.source, PlayableFile):
+            entry.source.pause()
+        else:
+            entry.frozen = True
+
+    def resume(self, source_id: str) -> None:
+        entry = self.entry(source_id)
+        if entry is None:
+            return
+        entry.frozen = False
+        if isinstance(entry.source, PlayableFile):
+            entry.source.resume()
+
+    def step(self, source_id: str, frames: int = 1) -> None:
+        entry = self.entry(source_id)
+        if entry is not None and isinstance(entry.source, PlayableFile):
+            entry.source.step(frames)
+
+    def step_back(self, source_id: str) -> None:
+        entry = self.entry(source_id)
+        if entry is not None and isinstance(entry.source, PlayableFile):
+            entry.source.step_back()
+
+    def seek(self, source_id: str, seconds: float) -> None:
+        entry = self.entry(source_id)
+        if entry is not None and isinstance(entry.source, PlayableFile):
+            entry.source.seek(seconds)
+
+    def set_loop(self, source_id: str, loop: bool) -> None:
+        entry = self.entry(source_id)
+        if entry is None:
+            return
+        entry.loop = loop
+        if isinstance(entry.source, PlayableFile):
+            entry.source.loop = loop
+
+    # -- decisions -------------------------------------------------------------------------
+    def effective_threshold(self) -> float:
+        """The threshold in use: the chosen one, else the engine's calibrated one."""
+        return self.threshold if self.threshold is not None else default_threshold(self.engine.info.engine)
+
+    def set_threshold(self, threshold: float | None) -> None:
+        """Change the recognition threshold; names are decided again from the next frame."""
+        self.threshold = threshold
+        value = self.effective_threshold()
+        rec = self.recognizer
+        rec.threshold = value
+        if self.gallery is not None:
+            self.gallery.threshold = value
+        rec.revote()
+
+    def set_min_face(self, pixels: int) -> None:
+        """Faces lower than this are neither tracked nor named (drawn as low quality)."""
+        self.min_face = max(0, int(pixels))
+
+    def refresh_names(self) -> None:
+        """Decide names again from the next frame (after the gallery changed)."""
+        self.recognizer.revote()
+
+    # -- results ---------------------------------------------------------------------------
+    def take_latest(self) -> dict[str, FrameResult]:
+        """The newest result of each source since the last call (frozen sources left out)."""
+        with self._lock:
+            out, self._latest = self._latest, {}
+            frozen = [sid for sid, e in self._entries.items() if e.frozen]
+        for sid in frozen:
+            out.pop(sid, None)
+        return out
+
+    def display_dropped(self) -> int:
+        """Results replaced before the window took them, all sources together."""
+        with self._lock:
+            return sum(self._display_dropped.values())
+
+    def drain_events(self) -> list[SessionEvent]:
+        with self._lock:
+            out = list(self._events)
+            self._events.clear()
+        return out
+
+    def stats(self) -> PipelineStats | None:
+        pipeline = self._pipeline
+        return pipeline.stats() if pipeline is not None else None
+
+    def appearances(self) -> list[Appearance]:
+        """Every appearance of this session: finished ones, then those still going on."""
+        with self._lock:
+            archived = list(self._archived)
+        return archived + self.recognizer.events()
+
+    def track_crops(self, source_id: str, track_id: int) -> list[TrackCrop]:
+        return self.crops.crops(source_id, track_id)
+
+    # -- enrolment (call from a worker thread: the engine runs) -------------------------------
+    def enrol_crops(self, name: str, crops: Sequence[np.ndarray], sources: Sequence[str] | None = None):
+        """Enrol `name` from face crops (`app.enrollment.enrol_crops`); names update at once."""
+        from app.enrollment import enrol_crops
+
+        result = enrol_crops(self._require_gallery(), self.engine, name, list(crops), sources)
+        if result.ok:
+            self.refresh_names()
+        return result
+
+    def enrol_images(self, name: str, paths: Sequence[str | Path]):
+        """Enrol `name` from photo files, the largest face of each (`app.enrollment.enrol_images`)."""
+        from app.enrollment import enrol_images
+
+        result = enrol_images(self._require_gallery(), self.engine, name, list(paths), face="largest")
+        if result.ok:
+            self.refresh_names()
+        return result
+
+    def _require_gallery(self) -> Gallery:
+        if self.gallery is None:
+            raise UserError("no gallery is open: choose a gallery folder in the settings")
+        return self.gallery
+
+    # -- recording -------------------------------------------------------------------------
+    def start_recording(self, source_id: str, path: str | Path) -> Recorder:
+        """Record the annotated frames of a source to `path` (.mp4, .mkv, .mov)."""
+        entry = self.entry(source_id)
+        if entry is None:
+            raise UserError(f"no source {source_id!r}")
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise UserError(f"folder {path.parent} does not exist: choose another file")
+        recorder = Recorder(path, source_id, fps=entry.fps)
+        with self._lock:
+            old = self._recorders.pop(source_id, None)
+            self._recorders[source_id] = recorder
+        if old is not None:
+            self._submit(lambda: self._finish_recording(old))
+        return recorder
+
+    def stop_recording(self, source_id: str) -> Recorder | None:
+        """Stop feeding the recording of a source; the caller finishes it with `recorder.stop()`
+        (it waits for the encoder: not on the GUI thread)."""
+        with self._lock:
+            return self._recorders.pop(source_id, None)
+
+    def recording(self, source_id: str) -> bool:
+        with self._lock:
+            return source_id in self._recorders
+
+    def _finish_recording(self, recorder: Recorder) -> None:
+        try:
+            path = recorder.stop()
+            self._event(SessionEvent("info", f"recording saved: {path}", recorder.source_id))
+        except Exception as exc:
+            self._event(SessionEvent("error", f"recording {recorder.path} failed: {exc}", recorder.source_id))
+
+    # -- engine and gallery ----------------------------------------------------------------
+    def reconfigure(self, engine: FaceEngine | None = None, gallery: Gallery | None = None,
+                    replace_gallery: bool = False) -> None:
+        """Swap the engine and/or the gallery (made ready by the caller, off the GUI thread);
+        the old ones are closed. Appearances so far are kept."""
+        self._submit(lambda: self._reconfigure(engine, gallery, replace_gallery or gallery is not None))
+
+    def _reconfigure(self, engine, gallery, replace_gallery: bool) -> None:
+        self._stop_pipeline()
+        self._archive_appearances()
+        if engine is not None and engine is not self.engine and engine is not self.engine.inner:
+            old_engine, self.engine = self.engine, engine if isinstance(engine, LockedEngine) else LockedEngine(engine)
+            old_engine.close()
+        if replace_gallery:
+            old_gallery, self.gallery = self.gallery, gallery
+            if old_gallery is not None and old_gallery is not gallery:
+                old_gallery.close()
+        self.recognizer = self._new_recognizer()
+        self.crops.clear()
+        self._event(SessionEvent("info", f"engine {self.engine.info.engine}/{self.engine.info.backend} ready"))
+        self._rebuild()
+
+    def _new_recognizer(self) -> Recognizer:
+        rec = Recognizer(self.gallery, self.effective_threshold(), engine=self.engine)
+        if self.gallery is not None:
+            self.gallery.threshold = self.effective_threshold()
+        return rec
+
+    def _archive_appearances(self) -> None:
+        self.recognizer.finish()
+        finished = self.recognizer.events()
+        with self._lock:
+            self._archived.extend(finished)
+
+    # -- the control thread ----------------------------------------------------------------
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self._closed:
+            return
+        with self._idle:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every queued change was carried out (tests, shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _control_loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                job()
+            except Exception as exc:  # reported, never fatal to the session
+                log.exception("live session change failed")
+                self._event(SessionEvent("error", f"{type(exc).__name__}: {exc}"))
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def _stop_pipeline(self) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is None:
+            return
+        if not pipeline.stop(self.stop_timeout):
+            log.info("a pipeline stage is still finishing a call; it ends on its own")
+        with self._lock:
+            for entry in self._entries.values():
+                src = entry.source
+                if src is not None:
+                    entry.next_index = max(entry.next_index, src.frames_read)
+                    if isinstance(src, PlayableFile):
+                        entry.position, entry.paused = src.position, src.paused
+
+    def _rebuild(self) -> None:
+        """Stop the pipeline and start a new one over every current source."""
+        self._stop_pipeline()
+        with self._lock:
+            entries = list(self._entries.values())
+        if not entries or not self.playing or self._closed:
+            return
+        sources = []
+        for entry in entries:
+            try:
+                entry.source = self._make_source(entry)
+            except UserError as exc:
+                entry.state, entry.message = SourceState.FAILED, str(exc)
+                self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
+                continue
+            sources.append(entry.source)
+        if not sources:
+            return
+        self._pipeline = Pipeline(sources, self.engine, analyzers=[self._analyze], on_result=self._on_result,
+                                  on_error=self._on_error, on_state=self._on_state, retry_open=True)
+        self._pipeline.start()
+
+    def _factory_for(self, spec: str) -> Callable[[str, str], VideoSource] | None:
+        return next((f for prefix, f in self.source_factories.items() if spec.startswith(prefix)), None)
+
+    def _make_source(self, entry: SourceEntry) -> VideoSource:
+        custom = self._factory_for(entry.spec)
+        if custom is not None:
+            source = custom(entry.spec, entry.source_id)
+            source.frames_read = entry.next_index
+            return source
+        if entry.kind == "file":
+            return PlayableFile(entry.spec, loop=entry.loop, start_at=entry.position, source_id=entry.source_id,
+                                first_index=entry.next_index, paused=entry.paused)
+        source = open_source(entry.spec, source_id=entry.source_id)
+        source.frames_read = entry.next_index
+        return source
+
+    # -- pipeline callbacks (pipeline threads) ---------------------------------------------
+    def _analyze(self, frame: Frame, faces: Faces) -> Faces:
+        rec = self.recognizer
+        small = faces.heights < self.min_face if self.min_face > 0 and len(faces) else None
+        if small is None or not small.any():
+            out = rec(frame, faces)
+        else:
+            out = _merge_small(faces, small, rec(frame, faces[~small]))
+        self.crops.observe(frame, out)
+        return out
+
+    def _on_result(self, result: FrameResult) -> None:
+        sid = result.frame.source_id
+        with self._lock:
+            if sid not in self._entries:
+                return
+            if sid in self._latest:
+                self._display_dropped[sid] = self._display_dropped.get(sid, 0) + 1
+            self._latest[sid] = result
+            recorder = self._recorders.get(sid)
+        if recorder is not None:
+            recorder.offer(result)
+
+    def _on_state(self, event: SourceEvent) -> None:
+        with self._lock:
+            entry = self._entries.get(event.source_id)
+            if entry is not None:
+                entry.state, entry.message = event.state, event.message
+        self._event(SessionEvent("state", event.message, event.source_id, event.state))
+
+    def _on_error(self, error: PipelineError) -> None:
+        self._event(SessionEvent("error", error.message, error.source_id, fatal=error.fatal))
+
+    def _event(self, event: SessionEvent) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    # -- shutdown --------------------------------------------------------------------------
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop every thread (pipeline, recordings, control), close engine and gallery.
+        Returns True when every thread ended within `timeout`."""
+        if self._closed:
+            return True
+        deadline = time.monotonic() + timeout
+        self._submit(self._stop_pipeline)
+        self._closed = True
+        with self._lock:
+            recorders = list(self._recorders.values())
+            self._recorders.clear()
+        self._jobs.put(None)
+        self._control.join(max(0.0, deadline - time.monotonic()))
+        for recorder in recorders:
+            self._finish_recording(recorder)
+        self.engine.close()
+        if self.gallery is not None:
+            self.gallery.close()
+        return not self._control.is_alive()
+
+
+def _merge_small(faces: Faces, small: np.ndarray, named: Faces) -> Faces:
+    """`faces` with the results of recognising the faces that are not `small` put back in
+    place; small faces get no track, no name and quality 0."""
+    n = len(faces)
+    big = np.flatnonzero(~small)
+    track_ids = np.full(n, -1, np.int64)
+    sims = np.full(n, np.nan, np.float32)
+    names: list[str | None] = [None] * n
+    quality = np.zeros(n, np.float32)
+    if named.track_ids is not None:
+        track_ids[big] = named.track_ids
+    if named.similarities is not None:
+        sims[big] = named.similarities
+    if named.names is not None:
+        for j, i in enumerate(big):
+            names[i] = named.names[j]
+    if "quality" in named.extra:
+        quality[big] = named.extra["quality"]
+    extra = dict(faces.extra)
+    extra.update(quality=quality, small=small)
+    return replace(faces, track_ids=track_ids, names=names, similarities=sims, extra=extra)

@@ -1,0 +1,624 @@
+"""The operator's window: live views of up to four sources with faces drawn over them,
+player controls, sources, gallery, unknown people, event log, settings, recording.
+
+The GUI thread only shows and steers. Frames arrive through `FramePump` (a timer reading
+the session's latest-frame slot); engines, enrolment, gallery and file work run on
+`TaskRunner` threads; the pipeline is rebuilt by the session's control thread.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtWidgets import (QAction, QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout,
+                             QWidget)
+
+from app.errors import UserError
+from app.live import LiveSession, SessionEvent
+from app.paths import user_data_dir
+from app.settings import Settings, engine_namespace, save_settings
+from app.sources import SourceState
+from app.stats import LatencyWindow
+from app.types import FrameResult
+from app.unknowns import UnknownGroup
+from engines.backends.base import FaceEngine
+from ui.banner import Banner
+from ui.enrol_dialog import Candidate, EnrolDialog
+from ui.event_log import EventLog
+from ui.frame_bridge import FramePump
+from ui.gallery_panel import GalleryPanel
+from ui.settings_dialog import SettingsDialog
+from ui.source_panel import SourcePanel
+from ui.status_bar import CountRate, DisplayStats, status_text
+from ui.tasks import TaskRunner
+from ui.transport import TransportBar
+from ui.unknowns_panel import UnknownsPanel
+from ui.video_grid import VideoGrid
+
+log = logging.getLogger("unisight.ui")
+
+SourceSpec = str | tuple[str, bool]  # a spec, or (spec, loop)
+
+
+class MainWindow(QMainWindow):
+    """See the module doc.
+
+    settings: what to run with (`app.settings`); saved to `settings_file` when the operator
+        accepts the settings dialog, if `persist`.
+    sources: opened once the engine is ready.
+    engine: an engine to use instead of creating one from the settings (tests, commands
+        that made one already); the window owns it from then on.
+    """
+
+    ready = pyqtSignal()  # engine and gallery loaded, sources opened
+    reconfigured = pyqtSignal()  # a new engine or gallery from the settings is in use
+
+    def __init__(self, settings: Settings, *, sources: Sequence[SourceSpec] = (), engine: FaceEngine | None = None,
+                 settings_file: str | Path | None = None, persist: bool = True, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Unisight")
+        self.settings = settings
+        self.settings_file = Path(settings_file) if settings_file is not None else None
+        self.persist = persist
+        self.session: LiveSession | None = None
+        self._initial_sources = [(s, False) if isinstance(s, str) else (str(s[0]), bool(s[1])) for s in sources]
+        self._given_engine = engine
+        self._closing = False
+        self._clustering = False
+        self._appearance_count = -1
+        self._dialogs: list[QWidget] = []
+        self._display_meters: dict[str, CountRate] = {}
+        self._shown_total = 0
+        self._rates = {"capture": CountRate(), "inference": CountRate(), "display": CountRate()}
+        self._latency = LatencyWindow(120)
+        self._states: dict[str, SourceState] = {}
+
+        self.tasks = TaskRunner(self, on_error=lambda exc: self.notify(str(exc), "error"))
+        self.banner = Banner(self)
+        self.grid = VideoGrid(self)
+        self.transport = TransportBar(self)
+        self.sources_panel = SourcePanel(self)
+        self.gallery_panel = GalleryPanel(lambda: self.session.gallery if self.session else None, self.tasks,
+                                          self.notify, self)
+        self.unknowns_panel = UnknownsPanel(self)
+        self.event_log = EventLog(self)
+        self.tabs = QTabWidget(self)
+        self.tabs.addTab(self.sources_panel, "Sources")
+        self.tabs.addTab(self.gallery_panel, "Gallery")
+        self.tabs.addTab(self.unknowns_panel, "Unknowns")
+        self.tabs.addTab(self.event_log, "Events")
+        self.status_label = QLabel("starting…", self)
+        self.statusBar().addWidget(self.status_label, 1)
+
+        left = QWidget(self)
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.grid, 1)
+        left_layout.addWidget(self.transport)
+        splitter = QSplitter(Qt.Horizontal, self)
+        splitter.addWidget(left)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        self.tabs.setMinimumWidth(300)
+        self.splitter = splitter
+        self._sized = False
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self._build_toolbar()
+        self.resize(1280, 760)
+
+        self.pump = FramePump(self._take_latest, parent=self)
+        self.pump.frames.connect(self._show_frames)
+        self.housekeeping = QTimer(self)
+        self.housekeeping.setInterval(250)
+        self.housekeeping.timeout.connect(self._housekeeping)
+        self._house_ticks = 0
+
+        self.grid.faceClicked.connect(self.enrol_track)
+        self.grid.selected.connect(self.sources_panel.select)
+        self.sources_panel.selected.connect(self.grid.select)
+        self.sources_panel.addRequested.connect(self.add_source)
+        self.sources_panel.removeRequested.connect(self.remove_source)
+        self.sources_panel.refreshCameras.connect(self.find_cameras)
+        self.transport.playPause.connect(self._play_pause)
+        self.transport.step.connect(lambda: self._on_current(lambda s, sid: s.step(sid)))
+        self.transport.stepBack.connect(lambda: self._on_current(lambda s, sid: s.step_back(sid)))
+        self.transport.seek.connect(lambda t: self._on_current(lambda s, sid: s.seek(sid, t)))
+        self.transport.loopChanged.connect(lambda on: self._on_current(lambda s, sid: s.set_loop(sid, on)))
+        self.transport.startStop.connect(self._start_stop)
+        self.transport.record.connect(self.toggle_recording)
+        self.gallery_panel.changed.connect(self._gallery_changed)
+        self.gallery_panel.enrolPhotosRequested.connect(self.ask_enrol_photos)
+        self.unknowns_panel.enrolRequested.connect(self.enrol_group)
+        self.event_log.seekRequested.connect(self.seek_to_event)
+        self.event_log.exportRequested.connect(self.ask_export_events)
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("main")
+        bar.setMovable(False)
+        actions = [
+            ("Open video…", self.sources_panel._open_file),
+            ("Enrol from photos…", self.ask_enrol_photos),
+            ("Export events…", self.ask_export_events),
+            ("Settings…", self.open_settings),
+        ]
+        for text, slot in actions:
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            bar.addAction(action)
+
+    # -- start and stop --------------------------------------------------------------------
+    def start(self) -> None:
+        """Load the engine and gallery (worker), then open the sources; `ready` when done."""
+        self.pump.start()
+        self.housekeeping.start()
+        engine, self._given_engine = self._given_engine, None
+        settings = self.settings
+        self.notify(f"loading the {settings.engine} engine…", "info", timeout_ms=4000)
+        self.tasks.submit(lambda: _prepare(settings, engine), self._prepared, self._prepare_failed, name="engine")
+        self.find_cameras()
+
+    def _prepared(self, value) -> None:
+        engine, gallery, gallery_error = value
+        if self._closing:
+            engine.close()
+            if gallery is not None:
+                gallery.close()
+            return
+        if gallery_error is not None:
+            self.notify(f"gallery not opened: {gallery_error}", "error")
+        if self.session is None:
+            self.session = LiveSession(engine, gallery, threshold=self.settings.threshold,
+                                       min_face=self.settings.min_face)
+            for spec, loop in self._initial_sources:
+                self.add_source(spec, loop)
+            self.banner.hide()
+            if engine.info.random_weights:
+                self.notify(f"{engine.info.model_id}: RANDOM WEIGHTS (no trained model yet): boxes and names are "
+                            "meaningless; choose the cascade engine in Settings", "warning", timeout_ms=15000)
+            self.gallery_panel.refresh()
+            self.ready.emit()
+        else:
+            self.session.reconfigure(engine, gallery)
+            self.gallery_panel.refresh()
+            self.notify(f"now running {engine.info.engine}/{engine.info.backend}", "info")
+            self.reconfigured.emit()
+
+    def _prepare_failed(self, exc: BaseException) -> None:
+        self.notify(f"engine not started: {exc} (choose another engine or backend in Settings)", "error")
+
+    def find_cameras(self) -> None:
+        from app.cameras import find_cameras
+
+        self.tasks.submit(find_cameras, self.sources_panel.set_cameras, lambda exc: self.sources_panel.set_cameras([]),
+                          name="cameras")
+
+    def shutdown(self) -> bool:
+        """Stop every thread this window started; True when all ended."""
+        if self._closing:
+            return True
+        self._closing = True
+        self.pump.stop()
+        self.housekeeping.stop()
+        for dialog in self._dialogs:
+            dialog.close()
+        ok = True
+        if self.session is not None:
+            ok = self.session.close()
+        return self.tasks.wait(10.0) and ok
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sized:  # the side panel gets about 30% of the first width, the video the rest
+            self._sized = True
+            side = max(320, min(420, self.width() * 3 // 10))
+            self.splitter.setSizes([self.width() - side, side])
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._sized and event.oldSize().width() > 0:
+            side = self.splitter.sizes()[1]
+            self.splitter.setSizes([max(200, self.width() - side), side])
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        event.accept()
+
+    # -- sources ---------------------------------------------------------------------------
+    def add_source(self, spec: str, loop: bool = False) -> str | None:
+        """Open a source in a new view; errors go to the banner. Returns its id."""
+        if self.session is None:
+            self._initial_sources.append((spec, loop))
+            return None
+        try:
+            sid = self.session.add_source(spec, loop=loop)
+        except UserError as exc:
+            self.notify(str(exc), "error")
+            return None
+        self.grid.add_view(sid).show_landmarks = self.settings.show_landmarks
+        self._display_meters[sid] = CountRate()
+        self.grid.select(sid)
+        self._refresh_sources()
+        return sid
+
+    def remove_source(self, source_id: str) -> None:
+        if self.session is not None:
+            self.session.remove_source(source_id)
+        self.grid.remove_view(source_id)
+        self._display_meters.pop(source_id, None)
+        self._refresh_sources()
+
+    def _on_current(self, fn) -> None:
+        sid = self.grid.current
+        if self.session is not None and sid is not None:
+            fn(self.session, sid)
+
+    def _play_pause(self) -> None:
+        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        if entry is None:
+            return
+        if entry.is_paused:
+            self.session.resume(entry.source_id)
+        else:
+            self.session.pause(entry.source_id)
+
+    def _start_stop(self) -> None:
+        if self.session is None:
+            return
+        if self.session.playing:
+            self.session.stop()
+        else:
+            self.session.start()
+
+    def seek_to_event(self, source_id: str, seconds: float) -> None:
+        """Show the moment of an event: seek its file (live sources cannot go back)."""
+        entry = self.session.entry(source_id) if self.session else None
+        if entry is None:
+            self.notify(f"source {source_id} is no longer open", "info")
+            return
+        if not entry.seekable:
+            self.notify(f"{source_id} is live: it cannot go back to {seconds:.1f} s", "info")
+            return
+        self.grid.select(source_id)
+        self.session.seek(source_id, seconds)
+
+    # -- frames ----------------------------------------------------------------------------
+    def _take_latest(self) -> dict[str, FrameResult]:
+        return self.session.take_latest() if self.session is not None else {}
+
+    def _show_frames(self, results: dict[str, FrameResult]) -> None:
+        now = time.monotonic()
+        for sid, result in results.items():
+            view = self.grid.views.get(sid)
+            if view is None:
+                continue
+            view.set_result(result)
+            self._shown_total += 1
+            self._latency.add(now - result.frame.capture_time)
+
+    # -- periodic --------------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        self._house_ticks += 1
+        session = self.session
+        if session is None:
+            self._update_status()
+            return
+        for event in session.drain_events():
+            self._handle_event(event)
+        self._refresh_sources()
+        self._update_transport()
+        if self._house_ticks % 2 == 0:
+            self._update_status()
+        if self._house_ticks % 4 == 0:
+            self.refresh_events()
+
+    def _handle_event(self, event: SessionEvent) -> None:
+        if event.kind == "state" and event.source_id is not None:
+            view = self.grid.views.get(event.source_id)
+            if view is not None:
+                view.set_state(event.state, event.message if event.state != SourceState.LIVE else "")
+            previous = self._states.get(event.source_id)
+            self._states[event.source_id] = event.state
+            if event.state == SourceState.RECONNECTING and previous != SourceState.RECONNECTING:
+                self.notify(f"{event.source_id}: connection lost, reconnecting… ({event.message})", "warning")
+            elif event.state == SourceState.LIVE and previous == SourceState.RECONNECTING:
+                self.notify(f"{event.source_id}: reconnected", "info", timeout_ms=4000)
+        elif event.kind == "error":
+            self.notify(event.message, "error")
+        else:
+            self.notify(event.message, "info")
+
+    def _refresh_sources(self) -> None:
+        if self.session is None:
+            return
+        entries = self.session.entries
+        self.sources_panel.set_sources([(e.source_id, e.kind, e.state, e.message) for e in entries])
+        for e in entries:
+            view = self.grid.views.get(e.source_id)
+            if view is not None:
+                view.set_flags(paused=e.is_paused, recording=self.session.recording(e.source_id))
+
+    def _update_transport(self) -> None:
+        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        self.transport.update_state(
+            playing=self.session.playing if self.session else False,
+            paused=entry.is_paused if entry else False,
+            seekable=entry.seekable if entry else False,
+            position=entry.current_position if entry else None,
+            duration=entry.duration if entry else None,
+            loop=entry.loop if entry else False,
+            recording=self.session.recording(entry.source_id) if entry else False,
+            has_source=entry is not None)
+
+    def _rates_now(self, stats) -> dict[str, float]:
+        now = time.monotonic()
+        totals = {"display": self._shown_total}
+        if stats is not None:
+            totals["capture"] = stats.stages["capture"].count
+            totals["inference"] = stats.stages["inference"].count
+        return {k: self._rates[k].update(now, v) for k, v in totals.items()}
+
+    def _update_status(self) -> None:
+        stats = self.session.stats() if self.session else None
+        rates = self._rates_now(stats)
+        shown = DisplayStats(display_fps=rates["display"], capture_fps=rates.get("capture"),
+                             inference_fps=rates.get("inference"), latency_ms=self._latency.percentile_ms(50),
+                             display_dropped=self.session.display_dropped() if self.session else 0,
+                             max_gap_ms=self.pump.meter.recent_max_ms())
+        self.status_label.setText(status_text(stats, shown, self.session.engine.info if self.session else None))
+
+    def refresh_events(self) -> None:
+        """Update the event log now, and the unknown groups (clustered on a worker)."""
+        if self.session is None:
+            return
+        appearances = self.session.appearances()
+        self.event_log.set_appearances(appearances)
+        model = self.session.engine.info.model_id
+        key = (len(appearances), sum(a.observations for a in appearances))
+        if self._clustering or key == self._appearance_count:
+            return
+        self._appearance_count = key
+        self._clustering = True
+        current = [a for a in appearances if a.model_id in (None, model)]
+
+        def cluster():
+            from app.unknowns import cluster_unknowns
+
+            return cluster_unknowns(current, min_observations=3)
+
+        def done(groups):
+            self._clustering = False
+            self.unknowns_panel.set_groups(groups)
+
+        def failed(exc):
+            self._clustering = False
+            log.warning("clustering the unknown faces failed: %s", exc)
+        self.tasks.submit(cluster, done, failed, name="unknowns")
+
+    # -- enrolment -------------------------------------------------------------------------
+    def enrol_track(self, source_id: str, track_id: int) -> EnrolDialog | None:
+        """Open the enrolment dialog on the best crops of a live track."""
+        if self.session is None:
+            return None
+        if track_id < 0:
+            self.notify("this face is not tracked yet (seen in too few frames): click it again in a moment", "info")
+            return None
+        crops = self.session.track_crops(source_id, track_id)
+        if not crops:
+            self.notify(f"no face collected for track {track_id} yet", "info")
+            return None
+        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
+                                caption=f"frame {c.frame_index}\nquality {c.weight:.2f}") for c in crops]
+        suggested = next((c.name for c in crops if c.name), "")
+        return self._open_enrol(f"Enrol track #{track_id} of {source_id}", candidates, suggested,
+                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+
+    def enrol_group(self, group: UnknownGroup) -> EnrolDialog | None:
+        """Open the enrolment dialog on the faces of one unknown group."""
+        if self.session is None:
+            return None
+        candidates = []
+        for a in group.appearances:
+            crops = self.session.track_crops(a.source_id, a.track_id)
+            for c in crops[:3]:
+                candidates.append(Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
+                                            caption=f"#{a.track_id} frame {c.frame_index}"))
+            if not crops and a.best_crop is not None:
+                candidates.append(Candidate(payload=a.best_crop, image=a.best_crop, label=f"{a.source_id} track "
+                                            f"{a.track_id}", caption=f"#{a.track_id} best"))
+        if not candidates:
+            self.notify("no face crop was kept for this group", "info")
+            return None
+        return self._open_enrol("Enrol an unknown person", candidates[:12], "",
+                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+
+    def ask_enrol_photos(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", "",
+                                                "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)")
+        if paths:
+            self.enrol_photos(paths)
+
+    def enrol_photos(self, paths: Sequence[str | Path]) -> None:
+        """Read thumbnails of the photos (worker), then open the enrolment dialog on them."""
+        paths = [str(p) for p in paths]
+
+        def thumbs():
+            from app.face_crop import thumbnail
+            from app.imageio import load_image
+
+            out = []
+            for p in paths:
+                try:
+                    image = load_image(p)
+                    h, w = image.shape[:2]
+                    out.append(thumbnail(image, [0, 0, w, h], size=160, context=1.0))
+                except Exception:  # an unreadable photo is refused, with its reason, when saved
+                    out.append(None)
+            return out
+
+        def show(images):
+            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name)
+                          for p, img in zip(paths, images)]
+            self._open_enrol(f"Enrol from {len(paths)} photo(s)", candidates, "",
+                             lambda name, payloads, labels: self.session.enrol_images(name, payloads))
+        self.tasks.submit(thumbs, show, name="photos")
+
+    def _open_enrol(self, title, candidates, suggested, enrol) -> EnrolDialog:
+        names = self.gallery_panel.names()
+        dialog = EnrolDialog(title, candidates, names, enrol, self.tasks, self, suggested=suggested)
+        dialog.enrolled.connect(self._enrolled)
+        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        self._dialogs.append(dialog)
+        dialog.show()
+        return dialog
+
+    def _enrolled(self, name: str) -> None:
+        self.notify(f"enrolled {name}", "info")
+        self.gallery_panel.refresh()
+
+    def _gallery_changed(self) -> None:
+        if self.session is not None:
+            self.session.refresh_names()
+
+    # -- events export ---------------------------------------------------------------------
+    def ask_export_events(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", "events.csv",
+                                              "CSV (*.csv);;JSON lines (*.jsonl)")
+        if path:
+            self.export_events(path)
+
+    def export_events(self, path: str | Path) -> None:
+        """Write the appearances so far (worker thread); the banner says where."""
+        from app.events import write_events
+
+        appearances = self.session.appearances() if self.session else []
+        self.tasks.submit(lambda: write_events(path, appearances),
+                          lambda records: self.notify(f"{len(records)} events written to {path}", "info"),
+                          name="export-events")
+
+    # -- recording -------------------------------------------------------------------------
+    def toggle_recording(self) -> None:
+        sid = self.grid.current
+        if self.session is None or sid is None:
+            return
+        if self.session.recording(sid):
+            recorder = self.session.stop_recording(sid)
+            self.tasks.submit(recorder.stop, lambda p: self.notify(f"recording saved: {p}", "info"),
+                              name="record-stop")
+            return
+        folder = user_data_dir() / "recordings"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in sid)[-40:]
+        path = folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+
+        def start():
+            folder.mkdir(parents=True, exist_ok=True)
+            return self.session.start_recording(sid, path)
+        self.tasks.submit(start, lambda r: self.notify(f"recording {sid} to {r.path}", "info"), name="record")
+
+    # -- settings --------------------------------------------------------------------------
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings, self)
+        dialog.thresholdChanged.connect(self.set_threshold)
+        dialog.minFaceChanged.connect(self.set_min_face)
+        dialog.applied.connect(self.apply_settings)
+        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        self._dialogs.append(dialog)
+        dialog.show()
+        return dialog
+
+    def set_threshold(self, value: float | None) -> None:
+        if self.session is not None:
+            self.session.set_threshold(value)
+
+    def set_min_face(self, pixels: int) -> None:
+        if self.session is not None:
+            self.session.set_min_face(pixels)
+
+    def apply_settings(self, new: Settings) -> None:
+        """Use `new` (threshold and sizes at once; a new engine or gallery loads in the
+        background) and save it."""
+        old, self.settings = self.settings, new
+        self.set_threshold(new.threshold)
+        self.set_min_face(new.min_face)
+        for view in self.grid.views.values():
+            view.show_landmarks = new.show_landmarks
+            view.update()
+        if self.session is not None and (new.engine_changed(old) or new.gallery_dir != old.gallery_dir):
+            engine = None if new.engine_changed(old) else self.session.engine
+            self.notify("loading the new engine / gallery…", "info")
+            self.tasks.submit(lambda: _prepare(new, engine), self._prepared,
+                              self._prepare_failed, name="engine")
+        if self.persist:
+            self.tasks.submit(lambda: save_settings(new, self.settings_file), name="save-settings")
+
+    # -- banner and measurements ------------------------------------------------------------
+    def notify(self, text: str, level: str = "error", action=None, timeout_ms: int | None = None) -> None:
+        """Show a message in the banner (never a modal box)."""
+        if level == "error":
+            log.warning("%s", text)
+        self.banner.show_message(text, level, action=action, timeout_ms=timeout_ms)
+
+    def metrics(self) -> dict:
+        """What the window measured: GUI tick gaps and, per source, display vs source rate."""
+        meter = self.pump.meter
+        stats = self.session.stats() if self.session else None
+        per_source = {}
+        for sid, m in self._display_meters.items():
+            entry = self.session.entry(sid) if self.session else None
+            src = stats.sources.get(sid) if stats else None
+            per_source[sid] = {
+                "source_fps": round(entry.fps, 2) if entry and entry.fps else None,
+                "capture_fps": round(src.capture_fps, 2) if src else None,
+                "display_fps": round(m.update(time.monotonic(), self.grid.views[sid].frames_shown), 2)
+                if sid in self.grid.views else 0.0,
+                "captured": src.captured if src else None,
+                "processed": src.processed if src else None,
+                "dropped": src.dropped if src else None,
+                "shown": self.grid.views[sid].frames_shown if sid in self.grid.views else 0,
+                "state": entry.state.value if entry else None,
+            }
+        return {
+            "max_tick_gap_ms": round(meter.max_gap_ms, 1),
+            "p99_tick_gap_ms": round(meter.percentile_ms(99), 1),
+            "median_tick_gap_ms": round(meter.percentile_ms(50), 1),
+            "ticks": meter.ticks,
+            "display_fps": round(self._rates["display"].update(time.monotonic(), self._shown_total), 2),
+            "inference_fps": (round(self._rates["inference"].update(time.monotonic(), stats.stages["inference"].count),
+                                    2) if stats else None),
+            "latency_p50_ms": None if self._latency.percentile_ms(50) is None else round(
+                self._latency.percentile_ms(50), 1),
+            "sources": per_source,
+            "engine": None if self.session is None else {
+                "engine": self.session.engine.info.engine, "backend": self.session.engine.info.backend,
+                "model_id": self.session.engine.info.model_id,
+                "random_weights": self.session.engine.info.random_weights},
+        }
+
+
+def _prepare(settings: Settings, engine: FaceEngine | None = None):
+    """(engine, gallery or None, why the gallery is None): the slow part of starting, for a
+    worker thread. `engine` given: use it instead of creating one from the settings."""
+    from app.engine_process import make_engine_for_gui
+    from app.gallery import open_gallery
+
+    made = engine is None
+    if made:
+        engine = make_engine_for_gui(engine_namespace(settings))
+    try:
+        gallery = open_gallery(settings.gallery_dir, engine, threshold=settings.threshold)
+        return engine, gallery, None
+    except UserError as exc:
+        return engine, None, exc
+    except BaseException:
+        if made:
+            engine.close()
+        raise

@@ -1,0 +1,60 @@
+"""The status line: per-stage rates, end-to-end latency, drops, GUI smoothness, engine."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.stats import PipelineStats
+from engines.backends.base import EngineInfo
+
+
+class CountRate:
+    """A rate from a growing total: (total now - total then) / (now - then) over about the last
+    `window` seconds. Unlike timing the gaps between events, it stays right when events come
+    in bursts (a batch of several sources, a slow engine's rare results)."""
+
+    def __init__(self, window: float = 3.0):
+        self.window = window
+        self._samples: list[tuple[float, int]] = []
+
+    def update(self, now: float, total: int) -> float:
+        """Record the total at `now`; returns the rate over the window."""
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.pop(0)
+        t0, c0 = self._samples[0]
+        return (total - c0) / (now - t0) if now - t0 > 0.2 else 0.0
+
+
+@dataclass(slots=True)
+class DisplayStats:
+    """What the window measures itself."""
+
+    display_fps: float  # frames painted per second, all views together
+    capture_fps: float | None = None  # frames captured per second, all sources (None: no pipeline)
+    inference_fps: float | None = None  # frames through the engine per second
+    latency_ms: float | None = None  # capture -> painted, median of recent frames
+    display_dropped: int = 0  # results replaced before the window took them
+    max_gap_ms: float = 0.0  # longest gap between two GUI timer ticks (recent window)
+
+
+def status_text(stats: PipelineStats | None, shown: DisplayStats, engine: EngineInfo | None) -> str:
+    """One line for the status bar."""
+    parts = []
+    if stats is not None:
+        parts.append(f"capture {shown.capture_fps or 0.0:.1f} fps")
+        parts.append(f"inference {shown.inference_fps or 0.0:.1f} fps")
+    parts.append(f"display {shown.display_fps:.1f} fps")
+    parts.append("latency " + ("-" if shown.latency_ms is None else f"{shown.latency_ms:.0f} ms"))
+    dropped = (stats.dropped if stats is not None else 0) + shown.display_dropped
+    parts.append(f"dropped {dropped}")
+    parts.append(f"GUI max gap {shown.max_gap_ms:.0f} ms")
+    if engine is not None:
+        text = f"{engine.engine}/{engine.backend} {engine.device}"
+        if engine.input_size:
+            text += f" {engine.input_size[0]}x{engine.input_size[1]}"
+        if engine.random_weights:
+            text += " (RANDOM WEIGHTS)"
+        parts.append(text)
+    else:
+        parts.append("engine loading…")
+    return "  |  ".join(parts)
