@@ -23,11 +23,14 @@ class RateMeter:
         self._lock = threading.Lock()
         self.count = 0
         self.busy_total = 0.0
+        self._first: float | None = None
 
     def tick(self, busy: float = 0.0, now: float | None = None) -> None:
         """Record one event that took `busy` seconds of work."""
         now = time.monotonic() if now is None else now
         with self._lock:
+            if self._first is None:
+                self._first = now
             self._times.append(now)
             self._busy.append(busy)
             self.count += 1
@@ -40,14 +43,17 @@ class RateMeter:
             self._busy.popleft()
 
     def rate(self, now: float | None = None) -> float:
-        """Events per second in the window (0 with fewer than two events in it)."""
+        """Events per second over the window ending now (over the time since the first event
+        while that is shorter). Counting over elapsed time, not between the first and last
+        event, keeps bursts (a batch of frames at once) from reading as huge rates and lets a
+        stalled stage fall towards 0. 0 with fewer than two events ever."""
         now = time.monotonic() if now is None else now
         with self._lock:
             self._trim(now)
-            if len(self._times) < 2:
+            if self.count < 2 or self._first is None:
                 return 0.0
-            span = self._times[-1] - self._times[0]
-            return (len(self._times) - 1) / span if span > 0 else 0.0
+            span = min(self.window, now - self._first)
+            return len(self._times) / span if span > 0 else 0.0
 
     def busy_ms(self) -> float:
         """Mean work time per event in the window, milliseconds."""

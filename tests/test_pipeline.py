@@ -243,3 +243,24 @@ def test_pipeline_validates_its_sources():
     with pytest.raises(ValueError, match="unique"):
         Pipeline([a, b], FakeEngine())
     assert isinstance(Faces.empty(), Faces)
+
+
+def test_rate_meter_counts_over_elapsed_time_so_bursts_and_stalls_read_right():
+    from app.stats import RateMeter
+
+    steady = RateMeter(window=2.0)
+    for i in range(91):  # 30 events per second for 3 s
+        steady.tick(now=i / 30)
+    assert abs(steady.rate(now=3.0) - 30) < 1
+    assert abs(steady.rate(now=0.5 + 90 / 30) - 30 * 1.5 / 2) < 1  # half a second with nothing: falls
+    assert steady.rate(now=10.0) == 0.0  # stalled for longer than the window
+
+    bursts = RateMeter(window=2.0)  # batches of two frames at once, 15 batches per second
+    for i in range(30):
+        bursts.tick(now=i / 15)
+        bursts.tick(now=i / 15)
+    assert abs(bursts.rate(now=2.0) - 30) < 2.5
+    first_batch = RateMeter(window=2.0)
+    first_batch.tick(now=5.0)
+    first_batch.tick(now=5.0)
+    assert first_batch.rate(now=5.0) == 0.0 and abs(first_batch.rate(now=5.1) - 20.0) < 1e-6  # no division by ~0
