@@ -110,3 +110,30 @@ def test_explicit_gpu_backend_is_unavailable_without_cuda(cache_dir):
 def test_random_weights_are_flagged(cache_dir):
     engine = create_engine("uniface", "onnxruntime", config="tiny", cache_dir=cache_dir)
     assert engine.info.random_weights and engine.info.model_id.endswith("random")
+
+
+def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_count(cache_dir, tmp_path):
+    """A trained model scores a blank image as no face: exporting must not bake the trace's
+    face count (one throwaway ROI) into the graph. Every count from 0 to K, batch 1 and 2."""
+    import torch
+
+    path = spread_weights("tiny", tmp_path / "w.pt")
+    state = torch.load(path, weights_only=True)
+    for key in [k for k in state["state_dict"] if k.startswith("heads.") and k.endswith("pred.bias")]:
+        bias = state["state_dict"][key].view(-1, 16)
+        bias[:, 0], bias[:, 1] = 8.0, -8.0  # background logit >> face logit everywhere
+    torch.save(state, path)
+    ort_engine = OnnxRuntimeBackend(config="tiny", weights=path, cache_dir=cache_dir)
+    torch_engine = TorchBackend(config="tiny", weights=path)
+    blank = np.zeros((128, 160, 3), np.uint8)
+    assert len(ort_engine.infer([blank])[0]) == 0  # what the export used to trace
+    frames = _frames()
+    k = ort_engine.max_faces
+    for batch in (frames[:1], frames[:2]):
+        for n in sorted({0, 1, 2, k // 2 + 1, k}):
+            a = ort_engine.infer(batch, score_threshold=-1.0, max_faces=n)
+            b = torch_engine.infer(batch, score_threshold=-1.0, max_faces=n)
+            for fa, fb in zip(a, b):
+                assert len(fa) == len(fb) == n
+                np.testing.assert_allclose(np.linalg.norm(fa.embeddings, axis=1), 1.0, atol=1e-4)
+                assert n == 0 or np.abs(fa.embeddings - fb.embeddings).max() < 1e-3

@@ -14,9 +14,11 @@ log = logging.getLogger(__name__)
 INPUT_NAMES = ["images", "score_threshold", "max_faces"]
 OUTPUT_NAMES = ["boxes", "scores", "landmarks", "embeddings", "count"]
 OPSET = 17
+# Bumped whenever the exported graph changes for the same weights: cached exports are keyed by it.
+EXPORT_VERSION = 2
 
 
-def export_onnx(config_name: str, weights: Path | None, out: Path, batch: int = 1) -> Path:
+def export_onnx(config_name: str, weights: Path | None, out: Path, batch: int = 2) -> Path:
     """Write the graph for `config_name` with `weights` (None = seeded random) to `out`.
 
     Batch, height and width stay dynamic; the file is written to a temporary name and
@@ -26,9 +28,12 @@ def export_onnx(config_name: str, weights: Path | None, out: Path, batch: int = 
 
     model, meta = load_model(config_name, weights)
     w, h = model.cfg.input_size
+    # Traced with every face slot valid (threshold -1) and two images: a trace where some size
+    # happens to be 1 (a trained model finds no face in a blank image: one throwaway ROI) lets
+    # the exporter bake that size into Reshape nodes, and the graph then fails on real frames.
     example = (
         torch.zeros(batch, h, w, 3, dtype=torch.uint8),
-        torch.tensor([0.5], dtype=torch.float32),
+        torch.tensor([-1.0], dtype=torch.float32),
         torch.tensor([model.cfg.max_faces], dtype=torch.int32),
     )
     out = Path(out)

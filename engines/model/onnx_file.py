@@ -18,20 +18,20 @@ def resolve_onnx(config_name: str, weights: Path | None, cache_dir: Path | None)
     """Path of an ONNX graph for these weights and its metadata (model id, random or not).
 
     The shipped graph is used as is; other weights (or none: random) are exported once
-    into `cache_dir/onnx/` under their model id.
+    into `cache_dir/onnx/` under their model id and the exporter's version.
     """
     import onnx
 
     if weights is None and shipped_onnx(config_name).exists() and default_weights(config_name).exists():
         path = shipped_onnx(config_name)
     else:
-        from engines.model.export import export_onnx
+        from engines.model.export import EXPORT_VERSION, export_onnx
         from engines.model.weights import load_model
 
         _, meta = load_model(config_name, weights)
         if cache_dir is None:
             raise ValueError("a cache folder is needed to export these weights to ONNX")
-        path = Path(cache_dir) / "onnx" / f"{meta.model_id}.onnx"
+        path = Path(cache_dir) / "onnx" / f"{meta.model_id}.export{EXPORT_VERSION}.onnx"
         if not path.exists():
             log.info("exporting %s to %s (once)", meta.model_id, path)
             export_onnx(config_name, weights, path)
