@@ -282,3 +282,17 @@ def test_eval_widerface_maps_resized_copies_back_with_sizes(capsys, tmp_path):
     assert half["easy"] < 0.5 and half["resized_images"] == 1
     mapped = run("--images", str(tmp_path / "half"), "--sizes", str(tmp_path / "sizes.txt"))
     assert mapped["easy"] == pytest.approx(1.0) and mapped["rescaled_images"] == 1
+
+
+def test_operating_point_at_one_percent_false_accepts():
+    from engines.eval.lfw import operating_point
+
+    diff = np.linspace(0.0, 0.99, 100)  # 100 different-people pairs
+    same_sims = np.array([0.95, 0.985, 0.995, -np.inf])  # the last: no face found
+    sims = np.concatenate([diff, same_sims])
+    same = np.concatenate([np.zeros(100, bool), np.ones(4, bool)])
+    t, tar = operating_point(sims, same, far=0.01)
+    assert t == pytest.approx(0.98)  # only 0.99 (1 of 100) lies above it
+    assert np.mean(diff > t) <= 0.01 and tar == pytest.approx(2 / 4)
+    t0, tar0 = operating_point(sims, same, far=0.0)
+    assert t0 == pytest.approx(0.99) and tar0 == pytest.approx(1 / 4)

@@ -51,6 +51,12 @@ class LfwResult:
     no_face_pairs: int  # pairs predicted "different" because of it
     no_face_images: list[str] = field(default_factory=list)
     seconds: float = 0.0  # embedding time (0 when all came from the cache)
+    # stricter operating point for galleries (a stranger meets every identity): the cosine
+    # that at most 1% of different-people pairs exceed, and the share of same-person pairs above it
+    threshold_far_1pct: float = float("nan")
+    tar_at_far_1pct: float = float("nan")
+    threshold_far_01pct: float = float("nan")  # the same at 0.1% false accepts
+    tar_at_far_01pct: float = float("nan")
 
 
 # ---------------------------------------------------------------------------- pairs
@@ -121,6 +127,17 @@ def best_threshold(sims: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     acc = (same_above + diff_below) / len(sims)
     k = int(np.argmax(acc))
     return float(candidates[k]), float(acc[k])
+
+
+def operating_point(sims: np.ndarray, same: np.ndarray, far: float) -> tuple[float, float]:
+    """(t, TAR): the smallest threshold t with at most `far` of different pairs above it, and
+    the share of same pairs above t (a missing face counts as below any threshold)."""
+    diff = np.sort(sims[~same])[::-1]
+    allowed = int(np.floor(far * len(diff)))
+    if len(diff) == 0:
+        return float("nan"), float("nan")
+    t = float(diff[allowed]) if allowed < len(diff) else float("-inf")
+    return t, float(np.mean(sims[same] > t)) if same.any() else float("nan")
 
 
 def ten_fold(sims: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[list[float], list[float]]:
@@ -310,6 +327,8 @@ def evaluate_lfw(
     same = np.array([p.same for p in pairs])
     folds = np.array([p.fold for p in pairs])
     accs, thresholds = ten_fold(sims, same, folds)
+    far_threshold, tar = operating_point(sims, same, far=0.01)
+    far_threshold_01, tar_01 = operating_point(sims, same, far=0.001)
     no_face = [n for n in names if cache.entries[n] is None]
     return LfwResult(
         accuracy=float(np.mean(accs)),
@@ -323,4 +342,8 @@ def evaluate_lfw(
         no_face_pairs=int(lost.sum()),
         no_face_images=no_face,
         seconds=seconds,
+        threshold_far_1pct=far_threshold,
+        tar_at_far_1pct=tar,
+        threshold_far_01pct=far_threshold_01,
+        tar_at_far_01pct=tar_01,
     )
