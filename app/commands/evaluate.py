@@ -118,8 +118,11 @@ def run_lfw(args) -> int:
     try:
         info = engine.info
         # random weights may differ between runs: never cache what they produce
+        # the detection threshold picks the central face, so it is part of the key
+        score = getattr(engine, "score_threshold", None)
+        key = info.model_id if score is None else f"{info.model_id}-score{score:g}"
         cache = None if args.no_cache or info.random_weights else EmbeddingCache.file_for(
-            user_cache_dir() / "eval", "lfw", info.engine, info.model_id)
+            user_cache_dir() / "eval", "lfw", info.engine, key)
         if workers > 1:
             engine.close()
         try:

@@ -11,7 +11,10 @@ from engines.backends.base import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 
-DEFAULT_SCORE_THRESHOLD = 0.5
+# The shipped model scores real faces ~1.0 and its false positives (clothing, hands,
+# background) mostly 0.5-0.9: on 400 held-out training images, 0.9 instead of 0.5 removes 43%
+# of detections the teacher does not confirm and costs 3% of the ones it does.
+DEFAULT_SCORE_THRESHOLD = 0.9
 
 
 class UnifaceBackend(FaceEngine):
