@@ -32,7 +32,7 @@ def test_flip_swaps_landmarks_and_mirrors_boxes():
     assert np.allclose(f.boxes, [[512 - 260, 50, 512 - 170, 165]])
     # the left eye of the mirror image is the mirrored right eye
     assert np.allclose(f.landmarks[0, 0], [512 - 235, 98]) and f.landmarks[0, 0, 0] < f.landmarks[0, 1, 0]
-    assert not f.mimic.any()
+    assert f.mimic.all() and np.array_equal(f.embeddings, s.embeddings)  # same person, same target
 
 
 def test_augment_keeps_faces_on_canvas():

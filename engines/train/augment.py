@@ -15,7 +15,7 @@ class Sample:
     """An image and its teacher faces.
 
     mimic: per face, whether the teacher embedding is a valid target for the face as it
-    now appears (false once it is mirrored, cut by the border or too small).
+    now appears (false once it is cut by the border or too small; a mirror image keeps it).
     ignore: per face, whether it is too small/uncertain to be a positive or a negative.
     """
 
@@ -76,13 +76,15 @@ def clip_to_canvas(s: Sample, min_face: float, min_mimic_face: float) -> Sample:
 
 
 def flip(s: Sample) -> Sample:
-    """Mirror image; landmark order swapped; mirrored faces are not mimicked."""
+    """Mirror image; landmark order swapped. Mirrored faces keep their teacher target: on 40
+    LFW training photos dlib's descriptor of the mirror image has cosine 0.946 to the
+    original's after centring (different people: 0.07), far closer than the student gets."""
     W = s.image.shape[1]
     boxes = s.boxes.copy()
     boxes[:, [0, 2]] = W - s.boxes[:, [2, 0]]
     lmk = s.landmarks[:, FLIP_ORDER].copy()
     lmk[..., 0] = W - lmk[..., 0]
-    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lmk, s.embeddings, np.zeros_like(s.mimic), s.ignore)
+    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lmk, s.embeddings, s.mimic.copy(), s.ignore)
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
