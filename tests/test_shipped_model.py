@@ -53,8 +53,8 @@ def test_finds_the_astronaut_with_her_landmarks(engine):
     assert np.linalg.norm(faces.embeddings[0]) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness of the shipped model (8,000 CPU steps): it takes the "
-                                       "cat's face for a human one at score 0.98; passes once retrained")
+@pytest.mark.xfail(strict=True, reason="known weakness of the shipped model (97 CPU minutes of training): it takes the "
+                                       "cat's face for a human one; passes once retrained")
 def test_no_face_in_the_cat(engine):
     assert len(engine.infer([cv2.imread(str(NO_FACE_IMAGE))])[0]) == 0
 
