@@ -9,21 +9,14 @@ import numpy as np
 import pytest
 
 from app.paths import NO_FACE_IMAGE, SAMPLE_IMAGE, user_cache_dir
+from app.tracking import box_iou
 from engines.model.weights import default_weights
+from tests.test_train import FACE_BOX
 
 pytestmark = pytest.mark.skipif(not default_weights("prod").exists(), reason="no shipped model committed")
 
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw" / "images"
-# the astronaut's face in docs/samples/astronaut.jpg (512 x 512), as the MTCNN teacher finds it
-ASTRONAUT_FACE = np.array([170.0, 50.0, 260.0, 165.0])
-
-
-def iou(a, b) -> float:
-    x1, y1 = np.maximum(a[:2], b[:2])
-    x2, y2 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+ASTRONAUT_FACE = FACE_BOX[0]  # as the MTCNN teacher finds it
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def test_shipped_model_is_the_default_and_its_threshold_was_calibrated_for_it(en
 def test_finds_the_astronaut_with_her_landmarks(engine):
     faces = engine.infer([cv2.imread(str(SAMPLE_IMAGE))])[0]
     assert len(faces) == 1 and faces.scores[0] > 0.8
-    assert iou(faces.boxes[0], ASTRONAUT_FACE) > 0.5
+    assert box_iou(faces.boxes[0], ASTRONAUT_FACE)[0, 0] > 0.5
     (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = faces.landmarks[0]
     x1, y1, x2, y2 = faces.boxes[0]
     assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in faces.landmarks[0])
