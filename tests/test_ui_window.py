@@ -1,5 +1,6 @@
 """The main window on real sources with a fake engine: overlays, smoothness, player controls,
 four sources, event log, recording, clean shutdown."""
+import re
 import threading
 import time
 
@@ -63,6 +64,12 @@ def test_gui_thread_never_stalls_while_a_30_fps_source_plays(qtbot, tmp_path):
     assert window.pump.meter.ticks > 100
     assert gap < 50.0
     assert fps > 24.0  # the fake engine keeps up: nearly every source frame reaches the screen
+    # what the window reports agrees with what was counted here
+    m = window.metrics()
+    assert abs(m["display_fps"] - fps) < 4.0 and m["inference_fps"] > 24.0
+    window._update_status()
+    shown_fps = float(re.search(r"display ([0-9.]+) fps", window.status_label.text()).group(1))
+    assert abs(shown_fps - fps) < 4.0
 
 
 def test_closing_the_window_stops_every_thread(qtbot, tmp_path):

@@ -21,7 +21,7 @@ from app.live import LiveSession, SessionEvent
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings
 from app.sources import SourceState
-from app.stats import LatencyWindow
+from app.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
 from app.unknowns import UnknownGroup
 from engines.backends.base import FaceEngine
@@ -32,7 +32,7 @@ from ui.frame_bridge import FramePump
 from ui.gallery_panel import GalleryPanel
 from ui.settings_dialog import SettingsDialog
 from ui.source_panel import SourcePanel
-from ui.status_bar import CountRate, DisplayStats, status_text
+from ui.status_bar import DisplayStats, status_text
 from ui.tasks import TaskRunner
 from ui.transport import TransportBar
 from ui.unknowns_panel import UnknownsPanel
@@ -70,9 +70,8 @@ class MainWindow(QMainWindow):
         self._clustering = False
         self._appearance_count = -1
         self._dialogs: list[QWidget] = []
-        self._display_meters: dict[str, CountRate] = {}
-        self._shown_total = 0
-        self._rates = {"capture": CountRate(), "inference": CountRate(), "display": CountRate()}
+        self._display_meters: dict[str, RateMeter] = {}  # frames painted per source
+        self._display_rate = RateMeter(window=3.0)  # frames painted, all sources
         self._latency = LatencyWindow(120)
         self._states: dict[str, SourceState] = {}
 
@@ -245,7 +244,7 @@ class MainWindow(QMainWindow):
             self.notify(str(exc), "error")
             return None
         self.grid.add_view(sid).show_landmarks = self.settings.show_landmarks
-        self._display_meters[sid] = CountRate()
+        self._display_meters[sid] = RateMeter(window=3.0)
         self.grid.select(sid)
         self._refresh_sources()
         return sid
@@ -302,7 +301,10 @@ class MainWindow(QMainWindow):
             if view is None:
                 continue
             view.set_result(result)
-            self._shown_total += 1
+            self._display_rate.tick(now=now)
+            meter = self._display_meters.get(sid)
+            if meter is not None:
+                meter.tick(now=now)
             self._latency.add(now - result.frame.capture_time)
 
     # -- periodic --------------------------------------------------------------------------
@@ -359,19 +361,12 @@ class MainWindow(QMainWindow):
             recording=self.session.recording(entry.source_id) if entry else False,
             has_source=entry is not None)
 
-    def _rates_now(self, stats) -> dict[str, float]:
-        now = time.monotonic()
-        totals = {"display": self._shown_total}
-        if stats is not None:
-            totals["capture"] = stats.stages["capture"].count
-            totals["inference"] = stats.stages["inference"].count
-        return {k: self._rates[k].update(now, v) for k, v in totals.items()}
-
     def _update_status(self) -> None:
         stats = self.session.stats() if self.session else None
-        rates = self._rates_now(stats)
-        shown = DisplayStats(display_fps=rates["display"], capture_fps=rates.get("capture"),
-                             inference_fps=rates.get("inference"), latency_ms=self._latency.percentile_ms(50),
+        shown = DisplayStats(display_fps=self._display_rate.rate(),
+                             capture_fps=stats.fps("capture") if stats else None,
+                             inference_fps=stats.fps("inference") if stats else None,
+                             latency_ms=self._latency.percentile_ms(50),
                              display_dropped=self.session.display_dropped() if self.session else 0,
                              max_gap_ms=self.pump.meter.recent_max_ms())
         self.status_label.setText(status_text(stats, shown, self.session.engine.info if self.session else None))
@@ -578,8 +573,7 @@ class MainWindow(QMainWindow):
             per_source[sid] = {
                 "source_fps": round(entry.fps, 2) if entry and entry.fps else None,
                 "capture_fps": round(src.capture_fps, 2) if src else None,
-                "display_fps": round(m.update(time.monotonic(), self.grid.views[sid].frames_shown), 2)
-                if sid in self.grid.views else 0.0,
+                "display_fps": round(m.rate(), 2),
                 "captured": src.captured if src else None,
                 "processed": src.processed if src else None,
                 "dropped": src.dropped if src else None,
@@ -591,9 +585,8 @@ class MainWindow(QMainWindow):
             "p99_tick_gap_ms": round(meter.percentile_ms(99), 1),
             "median_tick_gap_ms": round(meter.percentile_ms(50), 1),
             "ticks": meter.ticks,
-            "display_fps": round(self._rates["display"].update(time.monotonic(), self._shown_total), 2),
-            "inference_fps": (round(self._rates["inference"].update(time.monotonic(), stats.stages["inference"].count),
-                                    2) if stats else None),
+            "display_fps": round(self._display_rate.rate(), 2),
+            "inference_fps": round(stats.fps("inference"), 2) if stats else None,
             "latency_p50_ms": None if self._latency.percentile_ms(50) is None else round(
                 self._latency.percentile_ms(50), 1),
             "sources": per_source,

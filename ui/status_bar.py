@@ -7,24 +7,6 @@ from app.stats import PipelineStats
 from engines.backends.base import EngineInfo
 
 
-class CountRate:
-    """A rate from a growing total: (total now - total then) / (now - then) over about the last
-    `window` seconds. Unlike timing the gaps between events, it stays right when events come
-    in bursts (a batch of several sources, a slow engine's rare results)."""
-
-    def __init__(self, window: float = 3.0):
-        self.window = window
-        self._samples: list[tuple[float, int]] = []
-
-    def update(self, now: float, total: int) -> float:
-        """Record the total at `now`; returns the rate over the window."""
-        self._samples.append((now, total))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
-            self._samples.pop(0)
-        t0, c0 = self._samples[0]
-        return (total - c0) / (now - t0) if now - t0 > 0.2 else 0.0
-
-
 @dataclass(slots=True)
 class DisplayStats:
     """What the window measures itself."""

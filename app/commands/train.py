@@ -29,6 +29,9 @@ def register(sub) -> None:
     p.add_argument("--val-images", type=int, default=300)
     p.add_argument("--init", type=Path, default=None, help="start from these weights")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop-batch", type=int, default=0,
+                   help="add N face-centred crops per step (the mimic stream; 0: off)")
+    p.add_argument("--crop-canvas", type=int, default=128, help="side of those crops, a multiple of 32 (128)")
     p.add_argument("--mimic-weight", type=float, default=None, help="weight of the mimic loss (4)")
     p.set_defaults(func=run)
 
@@ -48,7 +51,7 @@ def run(args) -> int:
         sets=args.sets.split(",") if args.sets else None, data_roots=roots, steps=args.steps, batch=args.batch,
         lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
-        weights=asdict(weights),
+        weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
     )
     try:
         result = train(settings)

@@ -24,18 +24,23 @@ def is_validation(path: str, fraction: float = 0.05) -> bool:
     return digest[0] / 256.0 < fraction
 
 
+def mimic_eligible(label: ImageLabels) -> np.ndarray:
+    """Per face, whether its teacher embedding is good enough to mimic (sure and large enough)."""
+    size = np.sqrt(np.prod(np.maximum(label.boxes[:, 2:] - label.boxes[:, :2], 0), axis=1))
+    return (label.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)
+
+
 def to_sample(label: ImageLabels) -> Sample | None:
     """Load the image and turn its teacher faces into a `Sample` (None if unreadable)."""
     image = cv2.imread(label.path, cv2.IMREAD_COLOR)
     if image is None:
         return None
-    size = np.sqrt(np.prod(np.maximum(label.boxes[:, 2:] - label.boxes[:, :2], 0), axis=1))
     return Sample(
         image=image,
         boxes=label.boxes.astype(np.float32).reshape(-1, 4),
         landmarks=label.landmarks.astype(np.float32).reshape(-1, 5, 2),
         embeddings=label.embeddings.astype(np.float32).reshape(-1, 128),
-        mimic=(label.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE),
+        mimic=mimic_eligible(label),
         ignore=label.scores < POSITIVE_SCORE,
     )
 

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from engines.model.config import get_config
 from engines.model.network import Uniface
 from engines.train.augment import AugmentSettings
-from engines.train.dataset import FaceDataset, collate, is_validation
+from engines.train.dataset import FaceDataset, collate, is_validation, mimic_eligible
+from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, mimic_loss
 from engines.train.validate import validate
@@ -46,6 +47,8 @@ class TrainSettings:
     val_images: int = 300
     init: str | None = None  # start from these weights (fine-tuning)
     jitter: float = 0.04  # box/landmark noise on mimic ROIs, as a share of the face size
+    crop_batch: int = 0  # faces per step from the mimic stream of face crops (0: none)
+    crop_canvas: int = 128  # side of those crops
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -74,6 +77,42 @@ def _jitter(boxes: torch.Tensor, landmarks: torch.Tensor, amount: float, gen: to
     boxes = boxes + torch.randn(boxes.shape, generator=gen) * amount * scale
     landmarks = landmarks + torch.randn(landmarks.shape, generator=gen) * amount * 0.5 * size[:, None, :]
     return boxes, landmarks
+
+
+def _anchors(model: Uniface, canvas: tuple[int, int], device: torch.device) -> np.ndarray:
+    """The model's anchors for a (w, h) canvas."""
+    w, h = canvas
+    training = model.training
+    model.eval()  # a 1x1 top level cannot be batch-normalised from one image
+    with torch.no_grad():
+        anchors = model.forward_heads(torch.zeros(1, 3, h, w, device=device)).anchors.cpu().numpy()
+    model.train(training)
+    return anchors
+
+
+def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
+    """Shuffled batches of `dataset` forever, a new augmentation draw each pass."""
+    while True:
+        dataset.epoch = epoch
+        yield from DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate,
+                              drop_last=True, generator=torch.Generator().manual_seed(seed + 7919 * (epoch + 1)))
+        epoch += 1
+
+
+def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
+                  teacher_mean: torch.Tensor):
+    """Detection losses of one batch, and its mimicked faces' student and (centred) teacher embeddings."""
+    images = batch["images"].to(device, non_blocking=True)
+    heads = model.forward_heads(model.normalise(images))
+    losses = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas,
+                              batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
+    boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], jitter, gen)
+    target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
+    if len(boxes):
+        student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
+    else:  # keeps F_r in the graph so every parameter gets a (zero) gradient
+        student = heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0
+    return losses, student, target
 
 
 def teacher_centre(labels) -> np.ndarray:
@@ -121,10 +160,15 @@ def train(s: TrainSettings) -> dict:
         log.info("resumed from %s at step %d", last, step)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
-    with torch.no_grad():
-        w, h = s.canvas
-        anchors = model.forward_heads(torch.zeros(1, 3, h, w, device=device)).anchors.cpu().numpy()
-    dataset = FaceDataset(train_labels, anchors, AugmentSettings(canvas=s.canvas), seed=s.seed)
+    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), AugmentSettings(canvas=s.canvas), seed=s.seed)
+    crops = None
+    if s.crop_batch > 0:
+        crops = FaceCropDataset(train_labels, mimic_faces(train_labels, mimic_eligible),
+                                _anchors(model, (s.crop_canvas, s.crop_canvas), device),
+                                CropSettings(canvas=s.crop_canvas), seed=s.seed)
+        crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
+        log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
+                 s.crop_canvas, s.crop_canvas)
     lw = LossWeights(**s.weights)
     gen = torch.Generator().manual_seed(s.seed + step)
     log_file = open(out / "train.jsonl", "a")
@@ -140,19 +184,16 @@ def train(s: TrainSettings) -> dict:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s)
-            images = batch["images"].to(device, non_blocking=True)
-            heads = model.forward_heads(model.normalise(images))
-            losses = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas,
-                                      batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
-            boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], s.jitter, gen)
-            if len(boxes):
-                student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
-                target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
-                losses["mimic"] = mimic_loss(student, target)
+            losses, student, target = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean)
+            if crops is not None:
+                crop_losses, crop_student, crop_target = _batch_losses(
+                    model, next(crop_batches), device, s.jitter, gen, teacher_mean)
+                losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
+                student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
+            losses["mimic"] = mimic_loss(student, target)
+            if len(student):
                 with torch.no_grad():
                     losses["cos"] = (student * target).sum(1).mean()
-            else:
-                losses["mimic"] = heads.fr.sum() * 0
             total = lw.cls * losses["cls"] + lw.box * losses["box"] + lw.landmarks * losses["landmarks"] \
                 + lw.mimic * losses["mimic"]
             opt.zero_grad(set_to_none=True)
@@ -160,12 +201,12 @@ def train(s: TrainSettings) -> dict:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             step += 1
-            seen += len(images)
+            seen += len(batch["images"])
             if step % s.log_every == 0:
                 rate = seen / (time.time() - t_last)
                 t_last, seen = time.time(), 0
                 rec = {"step": step, "lr": round(_lr(step, s), 6), "img_s": round(rate, 1), "total": round(float(total.detach()), 4),
-                       **{k: round(float(v.detach()), 4) for k, v in losses.items()}, "mimic_faces": int(len(boxes))}
+                       **{k: round(float(v.detach()), 4) for k, v in losses.items()}, "mimic_faces": int(len(student))}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))

@@ -1,0 +1,94 @@
+"""The mimic stream: small canvases centred on one teacher face, so a batch carries many faces.
+
+A 320x320 canvas holds about one mimicked face, so most of a canvas batch's compute goes to
+background. A 128x128 crop around a face costs a sixth of that and always carries a mimic
+target (plus any neighbour that fits), so the embedding head sees several times more faces
+per second. The crops also keep their detection targets: large faces stay taught.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from engines.train.augment import Sample, clip_to_canvas, flip, occlude, photometric, place
+from engines.train.dataset import TrainItem, to_sample
+from engines.train.labelling import ImageLabels
+from engines.train.targets import match_anchors
+
+
+@dataclass(frozen=True, slots=True)
+class CropSettings:
+    canvas: int = 128  # square side in pixels; a multiple of 32
+    context: tuple[float, float] = (1.3, 2.2)  # crop side / face size
+    shift: float = 0.12  # centre jitter, as a share of the crop side
+    flip_p: float = 0.5
+    min_face: float = 6.0
+    min_mimic_face: float = 28.0
+
+
+def mimic_faces(labels: list[ImageLabels], eligible) -> np.ndarray:
+    """(M, 2) int array of (image index, face index) for every face `eligible(label)` marks."""
+    pairs = [(i, j) for i, label in enumerate(labels) for j in np.flatnonzero(eligible(label))]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def crop_region(box: np.ndarray, rng: np.random.Generator, s: CropSettings) -> tuple[float, float, float]:
+    """A square (x1, y1, side) around `box`, with random context and centre jitter."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    side = float(np.sqrt(max(w, 1.0) * max(h, 1.0)) * rng.uniform(*s.context))
+    cx = (box[0] + box[2]) / 2 + rng.uniform(-s.shift, s.shift) * side
+    cy = (box[1] + box[3]) / 2 + rng.uniform(-s.shift, s.shift) * side
+    return float(cx - side / 2), float(cy - side / 2), side
+
+
+def crop_to_canvas(sample: Sample, x1: float, y1: float, side: float, canvas: np.ndarray) -> Sample:
+    """Cut the square (x1, y1, side) out of `sample` and scale it onto `canvas` (square)."""
+    h, w = sample.image.shape[:2]
+    ix1, iy1 = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+    ix2, iy2 = min(w, int(np.ceil(x1 + side))), min(h, int(np.ceil(y1 + side)))
+    if ix2 <= ix1 or iy2 <= iy1:
+        raise ValueError(f"crop ({x1:.0f}, {y1:.0f}, side {side:.0f}) misses the {w}x{h} image")
+    part = sample.transformed(sample.image[iy1:iy2, ix1:ix2], 1.0, -ix1, -iy1)
+    scale = canvas.shape[0] / side
+    return place(part, canvas, scale, int(round((ix1 - x1) * scale)), int(round((iy1 - y1) * scale)))
+
+
+class FaceCropDataset(Dataset):
+    """Each item: one face (cycled through all mimic-eligible faces) on a small augmented canvas."""
+
+    def __init__(self, labels: list[ImageLabels], faces: np.ndarray, anchors: np.ndarray,
+                 settings: CropSettings, seed: int = 0):
+        if len(faces) == 0:
+            raise ValueError("no face is eligible for the mimic stream")
+        self.labels = labels
+        self.faces = faces
+        self.anchors = anchors
+        self.settings = settings
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, index: int) -> TrainItem:
+        rng = np.random.default_rng((self.seed, self.epoch, index, 1))
+        image_index, face_index = self.faces[index]
+        s = self.settings
+        canvas = np.empty((s.canvas, s.canvas, 3), np.uint8)
+        canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+        sample = to_sample(self.labels[image_index])
+        if sample is None:  # unreadable since labelling: a blank canvas still teaches background
+            out = Sample(canvas, np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32),
+                         np.zeros((0, 128), np.float32), np.zeros(0, bool), np.zeros(0, bool))
+        else:
+            out = crop_to_canvas(sample, *crop_region(sample.boxes[face_index], rng, s), canvas)
+            out = clip_to_canvas(out, s.min_face, s.min_mimic_face)
+        if rng.random() < s.flip_p:
+            out = flip(out)
+        occlude(out, rng)
+        out.image = photometric(out.image, rng)
+        t = match_anchors(self.anchors, out.boxes, out.landmarks, out.ignore)
+        m = out.mimic
+        return TrainItem(out.image, t.labels, t.box, t.landmarks, out.boxes[m], out.landmarks[m], out.embeddings[m])
