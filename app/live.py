@@ -208,7 +208,7 @@ class LiveSession:
             while sid in self._entries:
                 sid, n = f"{base} ({n})", n + 1
             self._entries[sid] = SourceEntry(sid, spec, kind, loop=loop)
-        self._submit(self._rebuild)
+        self._submit(lambda: self._attach(sid))
         return sid
 
     def remove_source(self, source_id: str) -> None:
@@ -221,7 +221,7 @@ class LiveSession:
             return
         if recorder is not None:
             self._submit(lambda: self._finish_recording(recorder))
-        self._submit(self._rebuild)
+        self._submit(lambda: self._detach(source_id))
 
     def start(self) -> None:
         """Play every source (after `stop`)."""
@@ -486,6 +486,35 @@ class LiveSession:
         self._pipeline = Pipeline(sources, self.engine, analyzers=[self._analyze], on_result=self._on_result,
                                   on_error=self._on_error, on_state=self._on_state, retry_open=True)
         self._pipeline.start()
+
+    def _attach(self, source_id: str) -> None:
+        """Start one added source in the running pipeline (the others run on), or start a pipeline."""
+        with self._lock:
+            entry = self._entries.get(source_id)
+        if entry is None or not self.playing or self._closed:
+            return
+        pipeline = self._pipeline
+        if pipeline is None:
+            self._rebuild()
+            return
+        if any(s.source_id == source_id for s in pipeline.sources):
+            return  # a rebuild since it was added already runs it
+        try:
+            entry.source = self._make_source(entry)
+        except UserError as exc:
+            entry.state, entry.message = SourceState.FAILED, str(exc)
+            self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
+            return
+        try:
+            pipeline.add_source(entry.source)
+        except RuntimeError:  # the pipeline ended (every source had ended): start afresh
+            self._rebuild()
+
+    def _detach(self, source_id: str) -> None:
+        """Stop one removed source; the others run on."""
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.remove_source(source_id) and not pipeline.sources:
+            self._stop_pipeline()
 
     def _factory_for(self, spec: str) -> Callable[[str, str], VideoSource] | None:
         return next((f for prefix, f in self.source_factories.items() if spec.startswith(prefix)), None)

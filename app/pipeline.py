@@ -106,13 +106,10 @@ class Pipeline:
         self.score_threshold, self.max_faces = score_threshold, max_faces
         self.retry_open = retry_open
         self._input_ready = threading.Condition()
-        self._slots: list[_SourceSlot] = []
-        any_lossless = False
-        for source in sources:
-            keep_all = (not source.info.realtime) if lossless is None else lossless
-            any_lossless |= keep_all
-            box = Channel(queue_size, self._input_ready) if keep_all else Mailbox(1, self._input_ready)
-            self._slots.append(_SourceSlot(source, box, rate_window))
+        self._lossless, self._queue_size, self._rate_window = lossless, queue_size, rate_window
+        # replaced, never mutated, so other threads may iterate a snapshot without the lock
+        self._slots: list[_SourceSlot] = [self._new_slot(source) for source in sources]
+        any_lossless = any(isinstance(slot.box, Channel) for slot in self._slots)
         # live: room for one batch (the newest frame of every source), older results dropped
         n = len(self._slots)
         self._out: Mailbox[FrameResult] | Channel[FrameResult] = (
@@ -128,6 +125,12 @@ class Pipeline:
         self._output_meter = RateMeter(rate_window)
         self._latency = LatencyWindow(latency_window)
         self._lock = threading.Lock()
+        self._accepting = True  # the inference thread still takes new sources
+
+    def _new_slot(self, source: VideoSource) -> _SourceSlot:
+        keep_all = (not source.info.realtime) if self._lossless is None else self._lossless
+        box = Channel(self._queue_size, self._input_ready) if keep_all else Mailbox(1, self._input_ready)
+        return _SourceSlot(source, box, self._rate_window)
 
     # -- control ---------------------------------------------------------------------------
     @property
@@ -144,15 +147,51 @@ class Pipeline:
             raise RuntimeError("a pipeline can be started once; create a new one")
         self._started = True
         for slot in self._slots:
-            slot.source.add_listener(self._forward_state)
-            slot.thread = threading.Thread(target=self._capture_loop, args=(slot,), daemon=True,
-                                           name=f"unisight-capture-{slot.source.source_id}")
-            self._threads.append(slot.thread)
+            self._make_capture_thread(slot)
         self._threads.append(threading.Thread(target=self._inference_loop, daemon=True, name="unisight-inference"))
         self._threads.append(threading.Thread(target=self._output_loop, daemon=True, name="unisight-output"))
-        for t in self._threads:
+        for t in list(self._threads):
             t.start()
         return self
+
+    def _make_capture_thread(self, slot: _SourceSlot) -> threading.Thread:
+        slot.source.add_listener(self._forward_state)
+        slot.thread = threading.Thread(target=self._capture_loop, args=(slot,), daemon=True,
+                                       name=f"unisight-capture-{slot.source.source_id}")
+        self._threads.append(slot.thread)
+        return slot.thread
+
+    def add_source(self, source: VideoSource) -> None:
+        """Capture from one more source while the others run on. Raises RuntimeError when the
+        pipeline is not running (not started, stopped, or ended because every source ended)
+        and ValueError for a source id already in use."""
+        with self._lock:
+            if not self._started or self._stop.is_set() or not self._accepting:
+                raise RuntimeError("sources can only be added to a running pipeline")
+            if any(slot.source.source_id == source.source_id for slot in self._slots):
+                raise ValueError(f"source id {source.source_id!r} is already in this pipeline")
+            slot = self._new_slot(source)
+            self._slots = [*self._slots, slot]
+            # live results keep one slot per source, so every source's newest result survives a batch
+            for box in (self._out, self.results):
+                if isinstance(box, Mailbox):
+                    box.capacity = max(box.capacity, len(self._slots))
+            thread = self._make_capture_thread(slot)
+        thread.start()
+        with self._input_ready:
+            self._input_ready.notify_all()
+
+    def remove_source(self, source_id: str) -> bool:
+        """Stop one source, dropping its queued frames, while the others run on; False if it
+        is not in this pipeline. Removing the last source ends the pipeline."""
+        with self._lock:
+            slot = next((s for s in self._slots if s.source.source_id == source_id), None)
+            if slot is None:
+                return False
+            self._slots = [s for s in self._slots if s is not slot]
+        slot.source.interrupt()
+        slot.box.close(discard=True)
+        return True
 
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop now, dropping queued frames, and join every thread. True when all threads
@@ -224,9 +263,18 @@ class Pipeline:
             slot.box.close()  # end of this source's stream: inference drains what is left
 
     def _inference_loop(self) -> None:
-        active = list(self._slots)
+        active: list[_SourceSlot] = []
+        known: set[_SourceSlot] = set()
         try:
-            while active and not self._stop.is_set():
+            while not self._stop.is_set():
+                with self._lock:  # pick up added sources; stop taking them once none is left
+                    for slot in self._slots:
+                        if slot not in known:
+                            known.add(slot)
+                            active.append(slot)
+                    if not active:
+                        self._accepting = False
+                        break
                 wait_any([s.box for s in active], self._input_ready, timeout=0.25)
                 batch: list[tuple[_SourceSlot, Frame]] = []
                 for slot in list(active):
@@ -245,6 +293,8 @@ class Pipeline:
             if not self._stop.is_set():
                 self._report("inference", None, exc, fatal=True)
         finally:
+            with self._lock:
+                self._accepting = False
             self._out.close()
 
     def _infer_batch(self, batch: list[tuple[_SourceSlot, Frame]]) -> None:

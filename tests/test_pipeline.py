@@ -264,3 +264,62 @@ def test_rate_meter_counts_over_elapsed_time_so_bursts_and_stalls_read_right():
     first_batch.tick(now=5.0)
     first_batch.tick(now=5.0)
     assert first_batch.rate(now=5.0) == 0.0 and abs(first_batch.rate(now=5.1) - 20.0) < 1e-6  # no division by ~0
+
+
+def _count_by_source(results, lock=threading.Lock()):
+    with lock:
+        counts = {}
+        for r in results:
+            counts[r.frame.source_id] = counts.get(r.frame.source_id, 0) + 1
+        return counts
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_sources_join_and_leave_a_running_pipeline_without_stopping_the_others():
+    first = SyntheticSource(width=64, height=48, fps=60, frames=None, realtime=True, source_id="cam0")
+    second = SyntheticSource(width=80, height=48, fps=60, frames=None, realtime=True, source_id="cam1")
+    results, errors = [], []
+    p = Pipeline([first], FakeEngine(), on_result=_collect(results), on_error=errors.append)
+    p.start()
+    try:
+        _wait_for(lambda: _count_by_source(results).get("cam0", 0) >= 5)
+        capture_thread = next(t for t in threading.enumerate() if t.name == "unisight-capture-cam0")
+        p.add_source(second)
+        _wait_for(lambda: _count_by_source(results).get("cam1", 0) >= 5)
+        # the first source ran on: same capture thread, frame indices never restarted
+        assert capture_thread.is_alive()
+        cam0 = [r.frame.index for r in results if r.frame.source_id == "cam0"]
+        assert cam0 == sorted(cam0) and len(set(cam0)) == len(cam0)
+        assert set(p.stats().sources) == {"cam0", "cam1"}
+        with pytest.raises(ValueError, match="already"):
+            p.add_source(SyntheticSource(width=64, height=48, fps=60, realtime=True, source_id="cam1"))
+
+        assert p.remove_source("cam1") and not p.remove_source("cam1")
+        _wait_for(lambda: not any(t.name == "unisight-capture-cam1" for t in threading.enumerate()))
+        before = _count_by_source(results)
+        _wait_for(lambda: _count_by_source(results)["cam0"] >= before["cam0"] + 5)
+        assert _count_by_source(results)["cam1"] <= before["cam1"] + 1  # at most one was in flight
+        assert set(p.stats().sources) == {"cam0"}
+        assert errors == [] and p.running
+    finally:
+        p.stop()
+
+
+def test_removing_the_last_source_ends_the_pipeline_and_it_takes_no_more():
+    finished = threading.Event()
+    p = Pipeline([SyntheticSource(width=64, height=48, fps=60, frames=None, realtime=True, source_id="cam0")],
+                 FakeEngine(), on_result=lambda r: None, on_finished=finished.set)
+    with pytest.raises(RuntimeError, match="running"):
+        p.add_source(SyntheticSource(width=64, height=48, fps=60, realtime=True, source_id="early"))
+    p.start()
+    assert p.remove_source("cam0")
+    assert finished.wait(5) and p.wait(5)
+    with pytest.raises(RuntimeError, match="running"):
+        p.add_source(SyntheticSource(width=64, height=48, fps=60, realtime=True, source_id="late"))

@@ -183,6 +183,35 @@ def test_session_threshold_and_sources_without_qt(tmp_path):
     assert wait_threads_gone() == []
 
 
+def test_adding_and_removing_a_source_leaves_the_others_running(tmp_path):
+    session = LiveSession(FakeEngine(), None)
+    try:
+        first = session.add_source(SYNTHETIC)
+        assert session.wait_idle(5)
+        deadline = time.monotonic() + 5
+        while session.entry(first).source is None or session.entry(first).source.frames_read < 5:
+            assert time.monotonic() < deadline, "the first source never started"
+            time.sleep(0.01)
+        source = session.entry(first).source
+        second = session.add_source(SYNTHETIC)
+        assert second == "synthetic (2)" and session.wait_idle(5)
+        deadline = time.monotonic() + 5
+        while second not in session.take_latest():
+            assert time.monotonic() < deadline, "the added source never delivered"
+            time.sleep(0.01)
+        # the first source was not restarted: same object, still reading, counting on
+        assert session.entry(first).source is source and source.state == SourceState.LIVE
+        read = source.frames_read
+        session.remove_source(second)
+        assert session.wait_idle(5)
+        time.sleep(0.3)
+        assert session.entry(first).source is source and source.frames_read > read
+        assert session.entry(second) is None
+    finally:
+        assert session.close()
+    assert wait_threads_gone() == []
+
+
 def test_tick_gap_meter():
     from ui.frame_bridge import TickGapMeter
 
