@@ -202,11 +202,13 @@ def test_eval_lfw_limit_json_and_cache(capsys, tmp_path):
     code, out, err = _run_cli(capsys, *argv)
     assert code == 0, err
     res = json.loads(out)
-    for key in ("accuracy", "std", "threshold", "no_face", "pairs", "images", "engine", "backend", "model_id"):
+    for key in ("accuracy", "std", "threshold", "no_face", "pairs", "images", "engine", "backend", "model_id",
+                "threshold_far_1pct", "tar_at_far_1pct", "threshold_far_0.1pct", "tar_at_far_0.1pct"):
         assert key in res
     assert res["pairs"] == 40 and res["images"] == 6 and res["no_face"] == 0
     assert res["engine"] == "cascade" and res["backend"] == "dlib"
     assert res["accuracy"] == 1.0 and res["std"] == 0.0  # the teachers tell these four pairs apart
+    assert res["tar_at_far_1pct"] == 1.0 and res["threshold_far_1pct"] < 1.0
     assert 0.5 < res["threshold"] < 1.0
     assert res["seconds"] > 0 and Path(res["cache"]).is_file()
     # the second run reads every embedding from the cache and gives the same figures

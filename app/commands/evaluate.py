@@ -138,10 +138,9 @@ def run_lfw(args) -> int:
             "accuracy": round(result.accuracy, 6),
             "std": round(result.std, 6),
             "threshold": round(result.threshold, 6),
-            "threshold_far_1pct": round(result.threshold_far_1pct, 6),
-            "tar_at_far_1pct": round(result.tar_at_far_1pct, 6),
-            "threshold_far_0.1pct": round(result.threshold_far_01pct, 6),
-            "tar_at_far_0.1pct": round(result.tar_at_far_01pct, 6),
+            **{key: round(value, 6) for p in result.operating_points.values()
+               for key, value in ((f"threshold_far_{100 * p.far:g}pct", p.threshold),
+                                  (f"tar_at_far_{100 * p.far:g}pct", p.tar))},
             "no_face": result.no_face,
             "no_face_pairs": result.no_face_pairs,
             "pairs": result.pairs,
@@ -156,9 +155,9 @@ def run_lfw(args) -> int:
           f"[{info.engine}/{info.backend} {info.model_id}]")
     print(f"  accuracy  {100 * result.accuracy:.2f}% ± {100 * result.std:.2f}")
     print(f"  threshold {result.threshold:.4f} (cosine similarity, mean of the 10 folds' choices)")
-    print(f"  at 1% false accepts: threshold {result.threshold_far_1pct:.4f}, "
-          f"{100 * result.tar_at_far_1pct:.1f}% of same-person pairs accepted; at 0.1%: "
-          f"{result.threshold_far_01pct:.4f}, {100 * result.tar_at_far_01pct:.1f}%")
+    for p in result.operating_points.values():
+        print(f"  at {100 * p.far:g}% false accepts: threshold {p.threshold:.4f}, "
+              f"{100 * p.tar:.1f}% of same-person pairs accepted")
     print(f"  no face found in {result.no_face} of {result.images} images; the {result.no_face_pairs} pairs "
           f"with such an image count as 'different'")
     if result.no_face_images:
