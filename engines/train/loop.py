@@ -163,6 +163,8 @@ def train(s: TrainSettings) -> dict:
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), AugmentSettings(canvas=s.canvas), seed=s.seed)
     crops = None
     if s.crop_batch > 0:
+        if s.crop_canvas < 64 or s.crop_canvas % 32:
+            raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
         crops = FaceCropDataset(train_labels, mimic_faces(train_labels, mimic_eligible),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
                                 CropSettings(canvas=s.crop_canvas), seed=s.seed)
