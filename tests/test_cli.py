@@ -125,3 +125,13 @@ def test_cascade_engine_names_nobody_without_gallery():
     assert len(faces) == 1 and faces[0]["name"] is None
     r = cli("identify", str(NO_FACE_IMAGE), "--engine", "cascade", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["faces"] == []
+
+
+def test_train_rejects_bad_crop_settings_in_one_line(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    r = cli("train", "--labels", str(labels), "--crop-context", "0.5,2")
+    assert r.returncode == 2 and "need 1 <= LO <= HI" in r.stderr and "Traceback" not in r.stderr
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--crop-batch", "4",
+            "--crop-canvas", "100")
+    assert r.returncode == 2 and "multiple of 32" in r.stderr and "Traceback" not in r.stderr

@@ -1,6 +1,7 @@
 """`main.py train`: train the single-shot network by mimicking the teachers (resumable)."""
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -31,9 +32,31 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crop-batch", type=int, default=0,
                    help="add N face-centred crops per step (the mimic stream; 0: off)")
-    p.add_argument("--crop-canvas", type=int, default=128, help="side of those crops, a multiple of 32 (128)")
+    p.add_argument("--crop-canvas", type=_parse_crop_canvas, default=128, help="side of those crops, a multiple of 32 (128)")
+    p.add_argument("--crop-context", type=_parse_range, default=(1.3, 2.2), metavar="LO,HI",
+                   help="crop side / face size, drawn between LO and HI (1.3,2.2): sets the face sizes taught")
     p.add_argument("--mimic-weight", type=float, default=None, help="weight of the mimic loss (4)")
     p.set_defaults(func=run)
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI such as 1.3,2.2, got {text!r}") from None
+    if not 1.0 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"need 1 <= LO <= HI (the crop holds the face), got {text!r}")
+    return lo, hi
+
+
+def _parse_crop_canvas(text: str) -> int:
+    try:
+        side = int(text)
+    except ValueError:
+        side = 0
+    if side < 64 or side % 32:
+        raise argparse.ArgumentTypeError(f"the crop side must be a multiple of 32 of at least 64, got {text!r}")
+    return side
 
 
 def run(args) -> int:
@@ -52,6 +75,7 @@ def run(args) -> int:
         lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
+        crop_context=args.crop_context,
     )
     try:
         result = train(settings)

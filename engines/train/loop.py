@@ -49,6 +49,7 @@ class TrainSettings:
     jitter: float = 0.04  # box/landmark noise on mimic ROIs, as a share of the face size
     crop_batch: int = 0  # faces per step from the mimic stream of face crops (0: none)
     crop_canvas: int = 128  # side of those crops
+    crop_context: tuple[float, float] = (1.3, 2.2)  # crop side / face size, drawn in this range
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -167,7 +168,7 @@ def train(s: TrainSettings) -> dict:
             raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
         crops = FaceCropDataset(train_labels, mimic_faces(train_labels, mimic_eligible),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
-                                CropSettings(canvas=s.crop_canvas), seed=s.seed)
+                                CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context)), seed=s.seed)
         crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
         log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
                  s.crop_canvas, s.crop_canvas)
