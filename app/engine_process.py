@@ -12,6 +12,7 @@ import argparse
 import logging
 import multiprocessing
 import threading
+import time
 from typing import Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ from engines.faces import Faces
 log = logging.getLogger("unisight.engine_process")
 
 GIL_HOLDING_ENGINES = frozenset({"cascade"})
+MAX_RESTARTS = 3  # crashes within RESTART_WINDOW seconds before the engine is given up
+RESTART_WINDOW = 60.0
 
 
 def _serve(conn, engine: str, backend: str, device: str | None, kw: dict) -> None:
@@ -58,20 +61,30 @@ def _serve(conn, engine: str, backend: str, device: str | None, kw: dict) -> Non
 
 class ProcessEngine(FaceEngine):
     """`create_engine(engine, backend, device, **kw)` run in a child process; same interface.
-    Calls are serialised; `close()` ends the child."""
+    Calls are serialised; `close()` ends the child. A child that dies (a native crash, the OOM
+    killer) is started again and the call retried, up to MAX_RESTARTS times a minute."""
 
     def __init__(self, engine: str, backend: str = "auto", device: str | None = None, start_timeout: float = 120.0,
                  **kw):
+        self._args = (engine, backend, device, kw)
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._proc = None
+        self._crashes: list[float] = []
+        self.restarts = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        engine, backend, device, kw = self._args
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt and threads
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve, args=(child, engine, backend, device, kw), daemon=True,
                                  name=f"unisight-engine-{engine}")
         self._proc.start()
         child.close()
-        self._lock = threading.Lock()
-        if not self._conn.poll(start_timeout):
+        if not self._conn.poll(self._start_timeout):
             self._kill()
-            raise EngineUnavailable(f"the {engine} engine did not start within {start_timeout:.0f} s")
+            raise EngineUnavailable(f"the {engine} engine did not start within {self._start_timeout:.0f} s")
         try:
             kind, payload = self._conn.recv()
         except EOFError:
@@ -84,17 +97,44 @@ class ProcessEngine(FaceEngine):
 
     def infer(self, images: Sequence[np.ndarray], score_threshold: float | None = None,
               max_faces: int | None = None) -> list[Faces]:
+        message = ("infer", [np.ascontiguousarray(i) for i in images], score_threshold, max_faces)
         with self._lock:
             if self._proc is None:
                 raise RuntimeError("the engine process was closed")
             try:
-                self._conn.send(("infer", [np.ascontiguousarray(i) for i in images], score_threshold, max_faces))
-                kind, payload = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                raise RuntimeError(f"the engine process {self._proc.pid} ended unexpectedly ({exc})") from None
+                kind, payload = self._call(message)
+            except (EOFError, OSError) as exc:
+                self._restart_after(exc)
+                try:
+                    kind, payload = self._call(message)
+                except (EOFError, OSError) as again:
+                    self._kill()
+                    raise RuntimeError(f"the {self._args[0]} engine process died twice on one call ({again})") \
+                        from None
         if kind != "ok":
             raise RuntimeError(payload)
         return payload
+
+    def _call(self, message: tuple) -> tuple[str, object]:
+        self._conn.send(message)
+        return self._conn.recv()
+
+    def _restart_after(self, exc: BaseException) -> None:
+        """The child died: start a new one, unless it keeps dying (then raise)."""
+        pid = self._proc.pid
+        self._kill()
+        now = time.monotonic()
+        self._crashes = [t for t in self._crashes if now - t < RESTART_WINDOW] + [now]
+        if len(self._crashes) > MAX_RESTARTS:
+            raise RuntimeError(f"the {self._args[0]} engine process {pid} ended unexpectedly ({exc}), "
+                               f"{len(self._crashes)} times in a minute: given up")
+        log.warning("the %s engine process %s ended unexpectedly (%s); starting a new one", self._args[0], pid, exc)
+        try:
+            self._spawn()
+        except EngineUnavailable as start_error:
+            raise RuntimeError(f"the {self._args[0]} engine process ended and could not be restarted: "
+                               f"{start_error}") from None
+        self.restarts += 1
 
     def close(self) -> None:
         with self._lock:

@@ -248,3 +248,29 @@ def test_process_engine_runs_an_engine_in_a_child_and_reports_its_errors(cache_d
     assert remote._proc is None
     with pytest.raises(RuntimeError, match="closed"):
         remote.infer(images)
+
+
+def test_process_engine_restarts_a_crashed_child_and_gives_up_on_a_crash_loop(cache_dir, monkeypatch):
+    import os
+    import signal
+
+    from app import engine_process
+    from app.engine_process import ProcessEngine
+
+    monkeypatch.setattr(engine_process, "MAX_RESTARTS", 1)
+    remote = ProcessEngine("uniface", "onnxruntime", "cpu", config="tiny", cache_dir=cache_dir)
+    images = [np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)]
+    try:
+        want = remote.infer(images)[0]
+        first = remote._proc.pid
+        os.kill(first, signal.SIGKILL)  # a native crash, as far as the parent can tell
+        remote._proc.join(5)
+        got = remote.infer(images)[0]  # served by a new child, the call not lost
+        assert remote.restarts == 1 and remote._proc.pid != first
+        np.testing.assert_allclose(got.embeddings, want.embeddings, atol=1e-5)
+        os.kill(remote._proc.pid, signal.SIGKILL)
+        remote._proc.join(5)
+        with pytest.raises(RuntimeError, match="given up"):
+            remote.infer(images)
+    finally:
+        remote.close()
