@@ -41,7 +41,7 @@ class AppearanceLike(Protocol):
 
 # The keys of one record, in order (those of `app.recognition.Appearance.to_record`).
 FIELDS = ("type", "source_id", "track_id", "name", "similarity", "first_time", "last_time", "first_frame",
-          "last_frame", "observations", "quality", "embedding", "crop", "ongoing")
+          "last_frame", "observations", "quality", "embedding", "crop", "ongoing", "model_id")
 CSV_FIELDS = tuple(f for f in FIELDS if f != "embedding")  # 684 characters of base64 help no one in a sheet
 
 
@@ -64,6 +64,7 @@ def to_record(appearance: AppearanceLike, crop: str | None = None) -> dict:
             "first_frame": int(appearance.first_frame),
             "last_frame": int(appearance.last_frame),
             "crop": crop,
+            "model_id": getattr(appearance, "model_id", None),
         }
     return record
 

@@ -81,6 +81,7 @@ def test_csv_events_and_crops(tmp_path):
     rows = read_events(events)
     assert len(rows) == 1 and rows[0]["first_frame"] == 0 and rows[0]["last_frame"] == 19
     assert rows[0]["name"] is None and "embedding" not in rows[0]
+    assert rows[0]["model_id"] == FakeEngine().info.model_id  # which model's embeddings made the call
     crop = cv2.imread(str(events.parent / rows[0]["crop"]))
     assert crop is not None and crop.shape[0] >= 100
 
