@@ -35,9 +35,11 @@ def mimic_faces(labels: list[ImageLabels], eligible) -> np.ndarray:
 
 
 def crop_region(box: np.ndarray, rng: np.random.Generator, s: CropSettings) -> tuple[float, float, float]:
-    """A square (x1, y1, side) around `box`, with random context and centre jitter."""
+    """A square (x1, y1, side) around `box`, with random context and centre jitter. The context
+    is drawn log-uniformly, so every octave of face size on the canvas is taught equally."""
     w, h = box[2] - box[0], box[3] - box[1]
-    side = float(np.sqrt(max(w, 1.0) * max(h, 1.0)) * rng.uniform(*s.context))
+    context = float(np.exp(rng.uniform(np.log(s.context[0]), np.log(s.context[1]))))
+    side = float(np.sqrt(max(w, 1.0) * max(h, 1.0)) * context)
     cx = (box[0] + box[2]) / 2 + rng.uniform(-s.shift, s.shift) * side
     cy = (box[1] + box[3]) / 2 + rng.uniform(-s.shift, s.shift) * side
     return float(cx - side / 2), float(cy - side / 2), side
