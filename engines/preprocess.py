@@ -2,10 +2,12 @@
 
 The network takes a uint8 BGR batch (N, H, W, 3) at its input size and normalises it itself;
 frames are letterboxed into it (scaled to fit, anchored top-left, zero padding), so mapping
-results back to the frame is a division by the scale.
+results back to the frame is a division by the scale. Backends also cap the scale
+(`max_scale`): a frame smaller than the input is not enlarged past that.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -33,11 +35,12 @@ class RawOutputs:
     count: np.ndarray  # (N,) int32: valid faces per image, sorted first
 
 
-def letterbox_into(frame: np.ndarray, out: np.ndarray) -> Letterbox:
-    """Scale `frame` (h, w, 3 uint8) to fit `out` (H, W, 3 uint8), top-left; zero the rest."""
+def letterbox_into(frame: np.ndarray, out: np.ndarray, max_scale: float = math.inf) -> Letterbox:
+    """Scale `frame` (h, w, 3 uint8) to fit `out` (H, W, 3 uint8), by at most `max_scale`,
+    top-left; zero the rest."""
     h, w = frame.shape[:2]
     H, W = out.shape[:2]
-    scale = min(W / w, H / h)
+    scale = min(W / w, H / h, max_scale)
     nw, nh = max(1, min(W, round(w * scale))), max(1, min(H, round(h * scale)))
     if (nw, nh) == (w, h):
         out[:h, :w] = frame
@@ -51,16 +54,18 @@ def letterbox_into(frame: np.ndarray, out: np.ndarray) -> Letterbox:
     return Letterbox(scale=scale, frame_size=(w, h))
 
 
-def letterbox_batch(frames, input_size: tuple[int, int], out: np.ndarray | None = None):
+def letterbox_batch(frames, input_size: tuple[int, int], out: np.ndarray | None = None,
+                    max_scale: float = math.inf):
     """Letterbox BGR frames into one (N, H, W, 3) uint8 batch; returns (batch, placements).
 
-    `out` may be a preallocated (pinned, reused) buffer of at least N images.
+    `out` may be a preallocated (pinned, reused) buffer of at least N images; `max_scale`
+    caps how much a small frame is enlarged.
     """
     W, H = input_size
     n = len(frames)
     if out is None or out.shape[0] < n or out.shape[1:] != (H, W, 3):
         out = np.empty((n, H, W, 3), np.uint8)
-    boxes = [letterbox_into(f, out[i]) for i, f in enumerate(frames)]
+    boxes = [letterbox_into(f, out[i], max_scale) for i, f in enumerate(frames)]
     return out[:n], boxes
 
 

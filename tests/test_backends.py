@@ -137,3 +137,22 @@ def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_coun
                 assert len(fa) == len(fb) == n
                 np.testing.assert_allclose(np.linalg.norm(fa.embeddings, axis=1), 1.0, atol=1e-4)
                 assert n == 0 or np.abs(fa.embeddings - fb.embeddings).max() < 1e-3
+
+
+def test_small_frames_are_placed_at_their_own_size_not_enlarged(cache_dir):
+    from engines.preprocess import letterbox_into
+
+    frame = np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    out = np.full((128, 160, 3), 9, np.uint8)
+    placed = letterbox_into(frame, out, max_scale=1.0)
+    assert placed.scale == 1.0 and np.array_equal(out[:96, :128], frame) and not out[96:].any()
+    assert letterbox_into(frame, out).scale == 1.25  # uncapped: enlarged to fill the input
+
+    engine = OnnxRuntimeBackend(config="tiny", cache_dir=cache_dir)
+    assert engine.max_upscale == 1.0 and engine.input_size == (160, 128)
+    padded = np.zeros((128, 160, 3), np.uint8)
+    padded[:96, :128] = frame
+    small, big = engine.infer([frame, padded], score_threshold=-1.0)
+    # the network saw the same pixels either way, so the faces are the same
+    np.testing.assert_allclose(small.boxes, np.minimum(big.boxes, [128, 96, 128, 96]), atol=1e-3)
+    np.testing.assert_allclose(small.embeddings, big.embeddings, atol=1e-5)

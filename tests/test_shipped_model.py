@@ -46,10 +46,15 @@ def test_finds_the_astronaut_with_her_landmarks(engine):
     assert np.linalg.norm(faces.embeddings[0]) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness of the shipped model (97 CPU minutes of training): it takes the "
-                                       "cat's face for a human one; passes once retrained")
 def test_no_face_in_the_cat(engine):
-    assert len(engine.infer([cv2.imread(str(NO_FACE_IMAGE))])[0]) == 0
+    assert len(engine.infer([cv2.imread(str(NO_FACE_IMAGE))])[0]) == 0  # 451x300, placed at its own size
+
+
+@pytest.mark.xfail(strict=True, reason="known weakness of the shipped model: enlarged 1.5x, the cat's face "
+                                       "is taken for a human one; passes once retrained with non-human faces")
+def test_no_face_in_the_enlarged_cat(engine):
+    cat = cv2.imread(str(NO_FACE_IMAGE))
+    assert len(engine.infer([cv2.resize(cat, None, fx=1.5, fy=1.5)])[0]) == 0
 
 
 def test_a_face_filling_most_of_the_frame_and_many_small_faces_are_found(engine):

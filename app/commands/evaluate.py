@@ -121,6 +121,10 @@ def run_lfw(args) -> int:
         # the detection threshold picks the central face, so it is part of the key
         score = getattr(engine, "score_threshold", None)
         key = info.model_id if score is None else f"{info.model_id}-score{score:g}"
+        # so do the input size and how far small photos are enlarged
+        key += "" if info.input_size is None else f"-{info.input_size[0]}x{info.input_size[1]}"
+        upscale = getattr(engine, "max_upscale", None)
+        key += "" if upscale is None else f"-up{upscale:g}"
         cache = None if args.no_cache or info.random_weights else EmbeddingCache.file_for(
             user_cache_dir() / "eval", "lfw", info.engine, key)
         if workers > 1:
