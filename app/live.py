@@ -472,15 +472,7 @@ class LiveSession:
             entries = list(self._entries.values())
         if not entries or not self.playing or self._closed:
             return
-        sources = []
-        for entry in entries:
-            try:
-                entry.source = self._make_source(entry)
-            except UserError as exc:
-                entry.state, entry.message = SourceState.FAILED, str(exc)
-                self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
-                continue
-            sources.append(entry.source)
+        sources = [s for s in (self._open_entry(entry) for entry in entries) if s is not None]
         if not sources:
             return
         self._pipeline = Pipeline(sources, self.engine, analyzers=[self._analyze], on_result=self._on_result,
@@ -499,14 +491,11 @@ class LiveSession:
             return
         if any(s.source_id == source_id for s in pipeline.sources):
             return  # a rebuild since it was added already runs it
-        try:
-            entry.source = self._make_source(entry)
-        except UserError as exc:
-            entry.state, entry.message = SourceState.FAILED, str(exc)
-            self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
+        source = self._open_entry(entry)
+        if source is None:
             return
         try:
-            pipeline.add_source(entry.source)
+            pipeline.add_source(source)
         except RuntimeError:  # the pipeline ended (every source had ended): start afresh
             self._rebuild()
 
@@ -515,6 +504,16 @@ class LiveSession:
         pipeline = self._pipeline
         if pipeline is not None and pipeline.remove_source(source_id) and not pipeline.sources:
             self._stop_pipeline()
+
+    def _open_entry(self, entry: SourceEntry) -> VideoSource | None:
+        """A fresh source for `entry` (kept as `entry.source`), or None after reporting why not."""
+        try:
+            entry.source = self._make_source(entry)
+        except UserError as exc:
+            entry.state, entry.message = SourceState.FAILED, str(exc)
+            self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
+            return None
+        return entry.source
 
     def _factory_for(self, spec: str) -> Callable[[str, str], VideoSource] | None:
         return next((f for prefix, f in self.source_factories.items() if spec.startswith(prefix)), None)

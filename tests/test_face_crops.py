@@ -7,7 +7,6 @@ import torch
 from engines.model.config import TINY
 from engines.model.network import Uniface
 from engines.train.augment import Sample
-from engines.train.dataset import mimic_eligible
 from engines.train.face_crops import CropSettings, FaceCropDataset, crop_to_canvas, mimic_faces
 from engines.train.labelling import ImageLabels
 from tests.test_train import FACE_BOX, FACE_LMK, _label, _write_cache
@@ -61,12 +60,12 @@ def test_mimic_faces_lists_only_faces_with_a_usable_teacher_embedding():
     small = ImageLabels(path="y.jpg", set_name="t", width=512, height=512,
                         boxes=np.array([[0, 0, 20, 20]], np.float32), landmarks=np.zeros((1, 5, 2), np.float32),
                         scores=np.array([0.99], np.float32), embeddings=np.zeros((1, 128), np.float32))
-    assert mimic_faces([two, small, _label()], mimic_eligible).tolist() == [[0, 0], [2, 0]]
+    assert mimic_faces([two, small, _label()]).tolist() == [[0, 0], [2, 0]]
 
 
 def test_crop_items_carry_the_face_its_teacher_target_and_positive_anchors():
     label = _label(embedding_seed=3)
-    ds = FaceCropDataset([label], mimic_faces([label], mimic_eligible), _tiny_anchors(128),
+    ds = FaceCropDataset([label], mimic_faces([label]), _tiny_anchors(128),
                          CropSettings(canvas=128, flip_p=0.0))
     item = ds[0]
     assert item.image.shape == (128, 128, 3)

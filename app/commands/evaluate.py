@@ -142,9 +142,9 @@ def run_lfw(args) -> int:
             "accuracy": round(result.accuracy, 6),
             "std": round(result.std, 6),
             "threshold": round(result.threshold, 6),
-            **{key: round(value, 6) for p in result.operating_points.values()
-               for key, value in ((f"threshold_far_{100 * p.far:g}pct", p.threshold),
-                                  (f"tar_at_far_{100 * p.far:g}pct", p.tar))},
+            **{name: round(value, 6) for p in result.operating_points.values()
+               for name, value in ((f"threshold_far_{100 * p.far:g}pct", p.threshold),
+                                   (f"tar_at_far_{100 * p.far:g}pct", p.tar))},
             "no_face": result.no_face,
             "no_face_pairs": result.no_face_pairs,
             "pairs": result.pairs,

@@ -162,12 +162,16 @@ def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSetting
         x0 = int(rng.uniform(min(0, W - nw), max(0, W - nw)))
         y0 = int(rng.uniform(min(0, H - nh), max(0, H - nh)))
         out = place(s, canvas, scale, x0, y0)
-    out = clip_to_canvas(out, cfg.min_face, cfg.min_mimic_face)
-    if rng.random() < cfg.flip_p:
-        out = flip(out)
-    occlude(out, rng)
-    out.image = photometric(out.image, rng)
-    return out
+    return finish(clip_to_canvas(out, cfg.min_face, cfg.min_mimic_face), rng, cfg.flip_p)
+
+
+def finish(s: Sample, rng: np.random.Generator, flip_p: float) -> Sample:
+    """The steps every training canvas ends with: maybe mirror, occluders, then colour, blur, noise."""
+    if rng.random() < flip_p:
+        s = flip(s)
+    occlude(s, rng)
+    s.image = photometric(s.image, rng)
+    return s
 
 
 def clip_region(s: Sample, region: tuple[int, int, int, int]) -> Sample:

@@ -75,16 +75,21 @@ class FaceDataset(Dataset):
         picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
         samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
         if not samples:
-            samples = [Sample(np.zeros((64, 64, 3), np.uint8), *_no_faces())]
-        s = augment(samples, rng, self.settings, mosaic=mosaic)
-        t = match_anchors(self.anchors, s.boxes, s.landmarks, s.ignore)
-        m = s.mimic
-        return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m])
+            samples = [faceless_sample(np.zeros((64, 64, 3), np.uint8))]
+        return to_item(augment(samples, rng, self.settings, mosaic=mosaic), self.anchors)
 
 
-def _no_faces():
-    return (np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32), np.zeros((0, 128), np.float32),
-            np.zeros(0, bool), np.zeros(0, bool))
+def faceless_sample(image: np.ndarray) -> Sample:
+    """`image` with no faces (an unreadable image's stand-in: it still teaches background)."""
+    return Sample(image, np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32),
+                  np.zeros((0, 128), np.float32), np.zeros(0, bool), np.zeros(0, bool))
+
+
+def to_item(s: Sample, anchors: np.ndarray) -> TrainItem:
+    """A finished canvas and its anchor targets; its mimicked faces with their teacher embeddings."""
+    t = match_anchors(anchors, s.boxes, s.landmarks, s.ignore)
+    m = s.mimic
+    return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m])
 
 
 def collate(items: list[TrainItem]) -> dict[str, torch.Tensor]:

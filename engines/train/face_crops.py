@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import Dataset
 
-from engines.train.augment import Sample, clip_to_canvas, flip, occlude, photometric, place
-from engines.train.dataset import TrainItem, to_sample
+from engines.train.augment import Sample, clip_to_canvas, finish, place
+from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, to_item, to_sample
 from engines.train.labelling import ImageLabels
-from engines.train.targets import match_anchors
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +27,10 @@ class CropSettings:
     min_mimic_face: float = 28.0
 
 
-def mimic_faces(labels: list[ImageLabels], eligible) -> np.ndarray:
-    """(M, 2) int array of (image index, face index) for every face `eligible(label)` marks."""
-    pairs = [(i, j) for i, label in enumerate(labels) for j in np.flatnonzero(eligible(label))]
+def mimic_faces(labels: list[ImageLabels]) -> np.ndarray:
+    """(M, 2) int array of (image index, face index) for every face whose teacher embedding
+    is good enough to mimic (`mimic_eligible`)."""
+    pairs = [(i, j) for i, label in enumerate(labels) for j in np.flatnonzero(mimic_eligible(label))]
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
@@ -82,15 +82,8 @@ class FaceCropDataset(Dataset):
         canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
         sample = to_sample(self.labels[image_index])
         if sample is None:  # unreadable since labelling: a blank canvas still teaches background
-            out = Sample(canvas, np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32),
-                         np.zeros((0, 128), np.float32), np.zeros(0, bool), np.zeros(0, bool))
+            out = faceless_sample(canvas)
         else:
             out = crop_to_canvas(sample, *crop_region(sample.boxes[face_index], rng, s), canvas)
             out = clip_to_canvas(out, s.min_face, s.min_mimic_face)
-        if rng.random() < s.flip_p:
-            out = flip(out)
-        occlude(out, rng)
-        out.image = photometric(out.image, rng)
-        t = match_anchors(self.anchors, out.boxes, out.landmarks, out.ignore)
-        m = out.mimic
-        return TrainItem(out.image, t.labels, t.box, t.landmarks, out.boxes[m], out.landmarks[m], out.embeddings[m])
+        return to_item(finish(out, rng, s.flip_p), self.anchors)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from engines.model.config import get_config
 from engines.model.network import Uniface
 from engines.train.augment import AugmentSettings
-from engines.train.dataset import FaceDataset, collate, is_validation, mimic_eligible
+from engines.train.dataset import FaceDataset, collate, is_validation
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, mimic_loss
@@ -166,7 +166,7 @@ def train(s: TrainSettings) -> dict:
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
             raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
-        crops = FaceCropDataset(train_labels, mimic_faces(train_labels, mimic_eligible),
+        crops = FaceCropDataset(train_labels, mimic_faces(train_labels),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
                                 CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context)), seed=s.seed)
         crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
