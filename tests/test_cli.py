@@ -135,3 +135,11 @@ def test_train_rejects_bad_crop_settings_in_one_line(tmp_path):
     r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--crop-batch", "4",
             "--crop-canvas", "100")
     assert r.returncode == 2 and "multiple of 32" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_train_rejects_a_bad_relation_loss_setting_in_one_line(tmp_path):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--relation-weight", "1",
+            "--relation-temp", "0")
+    assert r.returncode == 2 and "--relation-temp" in r.stderr and "Traceback" not in r.stderr

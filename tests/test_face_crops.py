@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from engines.model.config import TINY
@@ -93,3 +94,19 @@ def test_training_with_the_crop_stream_mimics_more_faces_per_step(tmp_path):
     assert len(steps) == 2
     assert all(r["mimic_faces"] >= 6 for r in steps)  # every crop carries its face
     assert all(np.isfinite(r["mimic"]) and np.isfinite(r["cls"]) for r in steps)
+
+
+def test_training_with_the_relation_loss_logs_it_and_stays_finite(tmp_path):
+    from engines.train.loop import TrainSettings, train
+
+    labels = _write_cache(tmp_path, [f"img{i:02d}.jpg" for i in range(8)])
+    settings = TrainSettings(labels_dir=str(labels), out_dir=str(tmp_path / "run"), config="tiny", steps=2, batch=2,
+                             canvas=(160, 128), workers=0, eval_every=2, log_every=1, warmup=1, val_images=2,
+                             crop_batch=4, crop_canvas=128, weights={"relation": 1.0}, relation_temp=0.1)
+    assert train(settings)["step"] == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    steps = [r for r in log if "total" in r]
+    assert len(steps) == 2 and all(np.isfinite(r["relation"]) and r["relation"] >= 0 for r in steps)
+    # the total is the weighted sum, relation included
+    r = steps[-1]
+    assert r["total"] == pytest.approx(r["cls"] + 2 * r["box"] + r["landmarks"] + 4 * r["mimic"] + r["relation"], abs=2e-3)

@@ -147,3 +147,54 @@ def _not_a_checkpoint(tmp_path):
     path = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(1)}, path)
     return path
+
+
+def _unit(rows, seed):
+    x = torch.from_numpy(np.random.default_rng(seed).normal(size=(rows, 16)).astype(np.float32))
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def test_relation_loss_is_zero_for_the_teacher_itself_and_grows_as_the_student_strays():
+    from engines.train.losses import relation_loss
+
+    bank, target = _unit(50, 1), _unit(6, 2)
+    assert float(relation_loss(target, target, bank, 0.1)) == pytest.approx(0.0, abs=1e-6)
+    losses = []
+    for noise in (0.1, 0.5, 2.0):
+        student = torch.nn.functional.normalize(target + noise * _unit(6, 3), dim=1)
+        losses.append(float(relation_loss(student, target, bank, 0.1)))
+    assert 0 < losses[0] < losses[1] < losses[2], losses
+    # the loss sees only similarities: rotating student, target and bank together changes nothing
+    q, _ = torch.linalg.qr(torch.from_numpy(np.random.default_rng(4).normal(size=(16, 16)).astype(np.float32)))
+    student = torch.nn.functional.normalize(target + 0.5 * _unit(6, 3), dim=1)
+    assert float(relation_loss(student @ q, target @ q, bank @ q, 0.1)) == pytest.approx(losses[1], rel=1e-4)
+    assert float(relation_loss(student[:0], target[:0], bank, 0.1)) == 0.0
+
+
+def test_relation_loss_gradient_moves_a_student_towards_the_teachers_neighbourhood():
+    from engines.train.losses import relation_loss
+
+    bank, target = _unit(40, 5), _unit(4, 6)
+    student = _unit(4, 7).requires_grad_(True)
+    before = float((torch.nn.functional.normalize(student.detach(), dim=1) * target).sum(1).mean())
+    opt = torch.optim.SGD([student], lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        relation_loss(torch.nn.functional.normalize(student, dim=1), target, bank, 0.1).backward()
+        opt.step()
+    after = float((torch.nn.functional.normalize(student.detach(), dim=1) * target).sum(1).mean())
+    assert after > before + 0.3, (before, after)
+
+
+def test_teacher_bank_holds_centred_unit_embeddings_of_mimic_eligible_faces_only():
+    from engines.train.loop import teacher_bank
+
+    emb = np.random.default_rng(0).normal(size=(3, 128)).astype(np.float32)
+    boxes = np.array([[0, 0, 100, 100], [0, 0, 10, 10], [200, 200, 300, 300]], np.float32)
+    label = ImageLabels(path="x.jpg", set_name="test", width=400, height=400, boxes=boxes, scores=np.array([0.99, 0.99, 0.3], np.float32),
+                        landmarks=np.zeros((3, 5, 2), np.float32), embeddings=emb)
+    centre = np.full(128, 0.01, np.float32)
+    bank = teacher_bank([label], centre)
+    assert bank.shape == (1, 128)  # the 10 px face and the unsure face are left out
+    expected = emb[0] / np.linalg.norm(emb[0]) - centre
+    np.testing.assert_allclose(bank[0], expected / np.linalg.norm(expected), atol=1e-6)

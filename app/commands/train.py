@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--crop-context", type=_parse_range, default=(1.3, 2.2), metavar="LO,HI",
                    help="crop side / face size, drawn between LO and HI (1.3,2.2): sets the face sizes taught")
     p.add_argument("--mimic-weight", type=float, default=None, help="weight of the mimic loss (4)")
+    p.add_argument("--relation-weight", type=float, default=0.0,
+                   help="weight of the relation loss: the student's similarities to a bank of teacher faces "
+                        "mimic the teacher's (0: off)")
+    p.add_argument("--relation-temp", type=float, default=0.05, help="softmax temperature of the relation loss (0.05)")
     p.set_defaults(func=run)
 
 
@@ -67,7 +71,10 @@ def run(args) -> int:
     labels = args.labels or user_cache_dir() / "labels"
     if not labels.is_dir():
         raise UserError(f"no label cache at {labels}; run `main.py label` first (or pass --labels)")
-    weights = LossWeights() if args.mimic_weight is None else LossWeights(mimic=args.mimic_weight)
+    if args.relation_weight < 0 or args.relation_temp <= 0:
+        raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
+    weights = LossWeights(relation=args.relation_weight,
+                          **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
     settings = TrainSettings(
         labels_dir=str(labels), out_dir=str(args.out), config=args.config,
@@ -75,7 +82,7 @@ def run(args) -> int:
         lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
-        crop_context=args.crop_context,
+        crop_context=args.crop_context, relation_temp=args.relation_temp,
     )
     try:
         result = train(settings)

@@ -17,10 +17,10 @@ from torch.utils.data import DataLoader
 from engines.model.config import get_config
 from engines.model.network import Uniface
 from engines.train.augment import AugmentSettings
-from engines.train.dataset import FaceDataset, collate, is_validation
+from engines.train.dataset import FaceDataset, collate, is_validation, mimic_eligible
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import load_labels
-from engines.train.losses import LossWeights, detection_losses, mimic_loss
+from engines.train.losses import LossWeights, detection_losses, mimic_loss, relation_loss
 from engines.train.validate import validate
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class TrainSettings:
     crop_batch: int = 0  # faces per step from the mimic stream of face crops (0: none)
     crop_canvas: int = 128  # side of those crops
     crop_context: tuple[float, float] = (1.3, 2.2)  # crop side / face size, drawn in this range
+    relation_temp: float = 0.05  # softmax temperature of the relation loss (weights["relation"])
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -123,6 +124,16 @@ def teacher_centre(labels) -> np.ndarray:
     return emb.mean(0).astype(np.float32)
 
 
+def teacher_bank(labels, centre: np.ndarray) -> np.ndarray:
+    """Centred unit teacher embeddings of every mimic-eligible face (float32, (M, 128)):
+    the faces the relation loss compares each student embedding with."""
+    parts = [l.embeddings[mimic_eligible(l)] for l in labels if len(l.embeddings)]
+    emb = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, len(centre)), np.float32)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    emb -= centre
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
 def train(s: TrainSettings) -> dict:
     """Train (or resume) into `s.out_dir`: last.pt every evaluation, best.pt by validation."""
     out = Path(s.out_dir)
@@ -173,6 +184,11 @@ def train(s: TrainSettings) -> dict:
         log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
                  s.crop_canvas, s.crop_canvas)
     lw = LossWeights(**s.weights)
+    bank = None
+    if lw.relation > 0:
+        bank = torch.from_numpy(teacher_bank(train_labels, teacher_mean.numpy())).to(device)
+        log.info("relation loss: weight %g over a bank of %d teacher faces, temperature %g",
+                 lw.relation, len(bank), s.relation_temp)
     gen = torch.Generator().manual_seed(s.seed + step)
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
@@ -194,11 +210,15 @@ def train(s: TrainSettings) -> dict:
                 losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
                 student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
             losses["mimic"] = mimic_loss(student, target)
+            if bank is not None:
+                losses["relation"] = relation_loss(student, target, bank, s.relation_temp)
             if len(student):
                 with torch.no_grad():
                     losses["cos"] = (student * target).sum(1).mean()
             total = lw.cls * losses["cls"] + lw.box * losses["box"] + lw.landmarks * losses["landmarks"] \
                 + lw.mimic * losses["mimic"]
+            if bank is not None:
+                total = total + lw.relation * losses["relation"]
             opt.zero_grad(set_to_none=True)
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)

@@ -1,4 +1,5 @@
-"""Uniface training losses: softmax with 3:1 hard negatives, Smooth-L1 boxes and landmarks, mimic L2."""
+"""Uniface training losses: softmax with 3:1 hard negatives, Smooth-L1 boxes and landmarks, mimic L2,
+and (optionally) relational mimicry of the teacher's similarities to a bank of teacher embeddings."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ class LossWeights:
     box: float = 2.0
     landmarks: float = 1.0
     mimic: float = 4.0
+    relation: float = 0.0  # weight of relation_loss (0: off)
 
 
 def detection_losses(logits, box_deltas, lmk_deltas, labels, box_t, lmk_t) -> dict[str, torch.Tensor]:
@@ -40,3 +42,19 @@ def mimic_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     if student.shape[0] == 0:
         return student.sum() * 0
     return ((student - F.normalize(teacher, dim=1)) ** 2).sum(1).mean()
+
+
+def relation_loss(student: torch.Tensor, target: torch.Tensor, bank: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL divergence from the teacher's to the student's softmax similarities over a bank of teacher faces.
+
+    student, target: (N, D) unit embeddings of the same faces; bank: (M, D) unit teacher embeddings.
+    The L2 mimic loss pulls each embedding towards its own target only; verification depends on
+    how a face relates to *other* faces, which this term teaches directly. Faces of the same person
+    in the bank are not false negatives here: the teacher already rates them close.
+    """
+    if student.shape[0] == 0 or bank.shape[0] == 0:
+        return student.sum() * 0
+    with torch.no_grad():
+        teacher_p = F.softmax(target @ bank.T / temperature, dim=1)
+    student_logp = F.log_softmax(student @ bank.T / temperature, dim=1)
+    return F.kl_div(student_logp, teacher_p, reduction="batchmean")

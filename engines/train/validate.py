@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import torch
 
+from engines.backends.uniface import DEFAULT_MAX_UPSCALE
 from engines.preprocess import letterbox_batch
 from engines.train.dataset import MIMIC_MIN_SIZE, MIMIC_SCORE, POSITIVE_SCORE
 from engines.train.labelling import ImageLabels
@@ -42,10 +43,11 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> f
 
 @torch.no_grad()
 def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cpu", batch: int = 8,
-             teacher_mean: np.ndarray | None = None) -> ValidationResult:
+             teacher_mean: np.ndarray | None = None, max_scale: float = DEFAULT_MAX_UPSCALE) -> ValidationResult:
     """Run the deployed graph (as exported) on held-out images and compare with the teacher.
 
     teacher_mean: subtracted from teacher embeddings before the cosine (the training target).
+    max_scale: the most a small image is enlarged, as the product's backends do.
     """
     centre = np.zeros(128, np.float32) if teacher_mean is None else teacher_mean
     model.eval()
@@ -55,7 +57,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
         chunk = labels[start : start + batch]
         frames = [cv2.imread(l.path, cv2.IMREAD_COLOR) for l in chunk]
         keep = [i for i, f in enumerate(frames) if f is not None]
-        images, placements = letterbox_batch([frames[i] for i in keep], input_size)
+        images, placements = letterbox_batch([frames[i] for i in keep], input_size, max_scale=max_scale)
         out = model(torch.from_numpy(images).to(device), torch.tensor([0.02], device=device),
                     torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
         boxes, scores, _, emb, count = (t.cpu().numpy() for t in out)
