@@ -156,3 +156,22 @@ def test_small_frames_are_placed_at_their_own_size_not_enlarged(cache_dir):
     # the network saw the same pixels either way, so the faces are the same
     np.testing.assert_allclose(small.boxes, np.minimum(big.boxes, [128, 96, 128, 96]), atol=1e-3)
     np.testing.assert_allclose(small.embeddings, big.embeddings, atol=1e-5)
+
+
+def test_the_letterbox_buffer_is_reused_per_thread_and_grown_for_larger_batches():
+    import threading
+
+    engine = TorchBackend(config="tiny", input_size=(96, 64))
+    frame = np.full((64, 96, 3), 100, np.uint8)
+    engine.infer([frame])
+    first = engine._staging(1)
+    engine.infer([frame, frame, frame])
+    grown = engine._staging(1)
+    assert grown.shape == (3, 64, 96, 3) and grown is not first
+    engine.infer([frame])
+    assert engine._staging(1) is grown  # a smaller batch keeps the larger buffer
+    other = []
+    thread = threading.Thread(target=lambda: other.append(engine._staging(1)))
+    thread.start()
+    thread.join()
+    assert other[0] is not grown  # threads never share a buffer they may be writing

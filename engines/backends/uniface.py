@@ -55,12 +55,17 @@ class UnifaceBackend(FaceEngine):
             return []
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         k = self.max_faces if max_faces is None else max(0, min(int(max_faces), self.max_faces))
-        staging = getattr(self._local, "staging", None)
-        batch, placements = letterbox_batch(images, self.input_size, staging, self.max_upscale)
-        if staging is None or batch.base is not staging:
-            self._local.staging = batch if batch.base is None else batch.base
+        batch, placements = letterbox_batch(images, self.input_size, self._staging(len(images)), self.max_upscale)
         raw = self._run(batch, thr, k)
         return to_faces(raw, placements)
+
+    def _staging(self, n: int) -> np.ndarray:
+        """This thread's reusable letterbox buffer, grown to hold at least `n` images."""
+        w, h = self.input_size
+        buffer = getattr(self._local, "staging", None)
+        if buffer is None or buffer.shape[0] < n or buffer.shape[1:] != (h, w, 3):
+            buffer = self._local.staging = np.empty((n, h, w, 3), np.uint8)
+        return buffer
 
     @abstractmethod
     def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:
