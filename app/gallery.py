@@ -14,7 +14,6 @@ identity reaches the threshold and beats the second best by the margin.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sqlite3
@@ -22,7 +21,7 @@ import stat
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -30,49 +29,16 @@ import numpy as np
 
 from app.errors import UserError
 from app.face_crop import FaceCrop, decode_jpeg, encode_jpeg, thumbnail
+from app.gallery_schema import DB_NAME, FORMAT_NAME, SCHEMA, SCHEMA_VERSION
+from app.gallery_transfer import ImportReport, free_name, read_export, sample_digest, write_export
 from app.paths import default_gallery_dir
 from app.recognition_defaults import DEFAULT_MARGIN, FALLBACK_THRESHOLD
 from engines.faces import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "gallery.db"
-FORMAT_NAME = "unisight-gallery"
-SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 100
 REEMBED_MIN_IOU = 0.3  # the face found in a stored crop must overlap the stored face box
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS identities (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS samples (
-    id INTEGER PRIMARY KEY,
-    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
-    enrolled_model TEXT NOT NULL,          -- the model_id that embedded it at enrolment
-    crop_jpeg BLOB,                        -- upright crop, ~2x the face box (app.face_crop)
-    face_x1 REAL, face_y1 REAL, face_x2 REAL, face_y2 REAL,  -- face box inside the crop
-    quality REAL,
-    source TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_by_identity ON samples(identity_id);
-CREATE TABLE IF NOT EXISTS embeddings (
-    sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
-    model_id TEXT NOT NULL,
-    vector BLOB NOT NULL,                  -- 128 float32 little-endian, unit length
-    created REAL NOT NULL,
-    PRIMARY KEY (sample_id, model_id)
-);
-CREATE INDEX IF NOT EXISTS embeddings_by_model ON embeddings(model_id);
-"""
 
 
 class ModelMismatch(UserError):
@@ -138,26 +104,6 @@ class Matches:
 
 
 @dataclass(slots=True)
-class ImportReport:
-    """What `Gallery.import_from` did."""
-
-    added: list[str] = field(default_factory=list)  # new identities
-    merged: list[str] = field(default_factory=list)  # existing identities that got samples
-    renamed: dict[str, str] = field(default_factory=dict)  # imported name -> name used here
-    samples: int = 0  # samples added
-    duplicates_skipped: int = 0  # samples already present (merge of the same export twice)
-
-    def to_dict(self) -> dict:
-        return {
-            "added": self.added,
-            "merged": self.merged,
-            "renamed": self.renamed,
-            "samples": self.samples,
-            "duplicates_skipped": self.duplicates_skipped,
-        }
-
-
-@dataclass(slots=True)
 class _Matcher:
     """An immutable snapshot of one model's embeddings, ready for a matrix product."""
 
@@ -209,7 +155,7 @@ class Gallery:
                 raise UserError(f"gallery {self.path} cannot use WAL journaling (got {mode}): put it on a local disk")
             conn.execute("PRAGMA synchronous=FULL")  # enrolments are rare: make each commit durable
             with self._tx(conn):
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -550,31 +496,11 @@ class Gallery:
     def export(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the whole gallery (identities, samples, crops, every model's embeddings) to one
         SQLite file, readable by the user only; refuses to replace a file unless `overwrite`."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise UserError(f"{path} already exists: choose another file name or delete it first")
-        if not path.parent.is_dir():
-            raise UserError(f"folder {path.parent} does not exist: create it or choose another path")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-        os.close(fd)
-        os.chmod(tmp, 0o600)
-        try:
+        def copy_into(tmp: str) -> None:
             with self._lock:
-                self._live().execute("VACUUM INTO ?", (str(tmp),))
-            out = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                out.execute("PRAGMA journal_mode=DELETE")  # a plain file: readable without -wal/-shm
-            finally:
-                out.close()
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+                self._live().execute("VACUUM INTO ?", (tmp,))
+
+        return write_export(path, overwrite, copy_into)
 
     def import_from(self, path: str | os.PathLike, on_clash: str = "refuse") -> ImportReport:
         """Add the identities of an exported gallery file, in one transaction.
@@ -584,7 +510,7 @@ class Gallery:
         "rename" (imported as "Name (2)", ...)."""
         if on_clash not in ("refuse", "merge", "rename"):
             raise ValueError(f"on_clash must be refuse, merge or rename, got {on_clash!r}")
-        incoming = _read_export(Path(path))
+        incoming = read_export(Path(path))
         report = ImportReport()
         with self._tx() as conn:
             clashes = [name for name in incoming if self._identity_id(name, conn) is not None]
@@ -603,22 +529,21 @@ class Gallery:
                     report.added.append(name)
                 elif on_clash == "merge":
                     report.merged.append(name)
-                    known = {_sample_digest(crop, embs) for crop, embs in self._sample_contents(conn, target)}
+                    known = {sample_digest(crop, embs) for crop, embs in self._sample_contents(conn, target)}
                 else:
-                    new_name = _free_name(conn, name)
+                    new_name = free_name(conn, name)
                     target = self._insert_identity(conn, new_name)
                     report.renamed[name] = new_name
                 for sample in samples:
-                    digest = _sample_digest(sample["crop_jpeg"], sample["embeddings"])
-                    if digest in known:  # only samples that were here before the import count
+                    if sample.digest() in known:  # only samples that were here before the import count
                         report.duplicates_skipped += 1
                         continue
                     cur = conn.execute(
                         "INSERT INTO samples (identity_id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, "
                         "quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (target, sample["enrolled_model"], sample["crop_jpeg"], *sample["box"], sample["quality"],
-                         sample["source"], sample["created"]))
-                    for model_id, vector in sample["embeddings"]:
+                        (target, sample.enrolled_model, sample.crop_jpeg, *sample.box, sample.quality,
+                         sample.source, sample.created))
+                    for model_id, vector in sample.embeddings:
                         conn.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?)", (cur.lastrowid, model_id, vector, now))
                     report.samples += 1
                 conn.execute("UPDATE identities SET updated=? WHERE id=?", (now, target))
@@ -756,63 +681,6 @@ def _face_in_crop(faces, box: np.ndarray) -> np.ndarray | None:
     return faces.embeddings[i] if iou[i] >= REEMBED_MIN_IOU else None
 
 
-def _sample_digest(crop: bytes | None, embeddings: Sequence[tuple[str, bytes]]) -> bytes:
-    h = hashlib.sha256()
-    if crop is not None:
-        h.update(b"crop")
-        h.update(crop)
-    else:
-        for model_id, vector in sorted(embeddings):
-            h.update(model_id.encode())
-            h.update(vector)
-    return h.digest()
-
-
-def _free_name(conn: sqlite3.Connection, name: str) -> str:
-    for i in range(2, 10_000):
-        candidate = f"{name} ({i})"
-        if conn.execute("SELECT 1 FROM identities WHERE name=?", (candidate,)).fetchone() is None:
-            return candidate
-    raise UserError(f"no free name for {name!r}")
-
-
 def _some_names(missing: list[tuple[int, str]]) -> str:
     names = sorted({name for _, name in missing})
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
-def _read_export(path: Path) -> dict[str, list[dict]]:
-    """Identities and samples of an exported gallery file, checked to be one."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist or is not a file: give the path of a gallery export")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise UserError(f"cannot open {path}: {exc}") from exc
-    try:
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"{path} is not a Unisight gallery export ({exc})") from exc
-        if meta.get("format") != FORMAT_NAME:
-            raise UserError(f"{path} is not a Unisight gallery export (format {meta.get('format')!r})")
-        if int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
-            raise UserError(f"{path} was written by a newer Unisight (schema {meta['schema_version']}): upgrade Unisight")
-        out: dict[str, list[dict]] = {}
-        for ident, name in conn.execute("SELECT id, name FROM identities ORDER BY id").fetchall():
-            samples = []
-            for row in conn.execute(
-                "SELECT id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, quality, source, created "
-                "FROM samples WHERE identity_id=? ORDER BY id", (ident,)).fetchall():
-                embs = conn.execute("SELECT model_id, vector FROM embeddings WHERE sample_id=?", (row[0],)).fetchall()
-                for _, vector in embs:
-                    if len(vector) != EMBEDDING_DIM * 4:
-                        raise UserError(f"{path} holds a damaged embedding (sample {row[0]}): re-export it")
-                samples.append({"enrolled_model": row[1], "crop_jpeg": row[2], "box": row[3:7], "quality": row[7],
-                                "source": row[8], "created": row[9], "embeddings": embs})
-            out[name] = samples
-        return out
-    except sqlite3.DatabaseError as exc:
-        raise UserError(f"{path} is damaged ({exc}): export it again") from exc
-    finally:
-        conn.close()
