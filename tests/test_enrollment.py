@@ -12,7 +12,7 @@ from app.errors import UserError
 from app.face_crop import storage_crop
 from app.gallery import Gallery
 from app.quality import QualityThresholds
-from tests.test_gallery import COLOURS, ColourFaceEngine, draw_face
+from tests.colour_faces import COLOURS, ColourFaceEngine, draw_face
 
 
 def _photo(path, faces, blur=0.0, size=(320, 320)):

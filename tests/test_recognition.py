@@ -17,7 +17,7 @@ from app.recognition_defaults import FALLBACK_THRESHOLD
 from app.types import Frame
 from engines.backends.base import EngineUnavailable
 from engines.faces import Faces
-from tests.test_gallery import COLOURS, ColourFaceEngine, draw_face, face_sample
+from tests.colour_faces import COLOURS, ColourFaceEngine, draw_face, face_sample
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LFW = DATA / "lfw" / "images"
