@@ -110,3 +110,5 @@ def test_training_with_the_relation_loss_logs_it_and_stays_finite(tmp_path):
     # the total is the weighted sum, relation included
     r = steps[-1]
     assert r["total"] == pytest.approx(r["cls"] + 2 * r["box"] + r["landmarks"] + 4 * r["mimic"] + r["relation"], abs=2e-3)
+    val = [r["val"] for r in log if "val" in r][-1]
+    assert set(val) >= {"ap50", "cosine", "retrieval1", "retrieval10"}

@@ -198,3 +198,19 @@ def test_teacher_bank_holds_centred_unit_embeddings_of_mimic_eligible_faces_only
     assert bank.shape == (1, 128)  # the 10 px face and the unsure face are left out
     expected = emb[0] / np.linalg.norm(emb[0]) - centre
     np.testing.assert_allclose(bank[0], expected / np.linalg.norm(expected), atol=1e-6)
+
+
+def test_teacher_retrieval_counts_faces_nearer_their_own_teacher_than_the_bank():
+    from engines.train.validate import teacher_retrieval
+
+    bank, teacher = _unit(200, 8).numpy(), _unit(5, 9).numpy()
+    assert teacher_retrieval(teacher, teacher, bank, 1) == 1.0  # the teacher itself: always first
+    # a student that copies bank rows finds those rows, not its teacher (unless by chance it is nearest)
+    copies = bank[:5]
+    assert teacher_retrieval(copies, teacher, bank, 1) == 0.0
+    rng = np.random.default_rng(10)
+    noisy = teacher + 0.4 * rng.normal(size=teacher.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    r1, r10 = teacher_retrieval(noisy, teacher, bank, 1), teacher_retrieval(noisy, teacher, bank, 10)
+    assert 0.0 <= r1 <= r10 <= 1.0
+    assert np.isnan(teacher_retrieval(teacher[:0], teacher[:0], bank, 1))

@@ -1,4 +1,5 @@
-"""Held-out validation: teacher-agreement AP@0.5 and the student's embedding cosine to the teacher."""
+"""Held-out validation: teacher-agreement AP@0.5, the student's embedding cosine to the teacher,
+and whether the student's embedding picks its own teacher embedding out of many."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -21,11 +22,27 @@ class ValidationResult:
     ap50: float  # average precision of the student's detections against the teacher's faces
     cosine: float  # mean cosine(student, teacher) over teacher faces the student found
     found: float  # share of mimic-sized teacher faces the student found (IoU >= 0.5)
+    retrieval1: float  # share of found faces whose own teacher embedding is the student's nearest (`teacher_retrieval`)
+    retrieval10: float  # ... is among the student's 10 nearest
     images: int
     faces: int
 
     def as_dict(self) -> dict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def teacher_retrieval(student: np.ndarray, teacher: np.ndarray, bank: np.ndarray, k: int) -> float:
+    """Share of faces whose own teacher embedding is among the student's `k` most similar when
+    hidden in a bank of other faces' teacher embeddings: (N, D), (N, D), (M, D) unit rows.
+
+    The cosine to the teacher says how close each embedding is to its target; verification
+    needs it closer to its target than to other people's, which this measures (it rose from 0.16
+    to 0.28 while LFW rose 3 points and the cosine fell 0.02)."""
+    if len(student) == 0 or len(bank) == 0:
+        return float("nan")
+    own = np.sum(student * teacher, axis=1)
+    better = np.sum(student @ bank.T > own[:, None], axis=1)
+    return float(np.mean(better < k))
 
 
 def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> float:
@@ -43,15 +60,17 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> f
 
 @torch.no_grad()
 def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cpu", batch: int = 8,
-             teacher_mean: np.ndarray | None = None, max_scale: float = DEFAULT_MAX_UPSCALE) -> ValidationResult:
+             teacher_mean: np.ndarray | None = None, bank: np.ndarray | None = None,
+             max_scale: float = DEFAULT_MAX_UPSCALE) -> ValidationResult:
     """Run the deployed graph (as exported) on held-out images and compare with the teacher.
 
     teacher_mean: subtracted from teacher embeddings before the cosine (the training target).
+    bank: centred unit teacher embeddings of other (training) faces, for `teacher_retrieval`.
     max_scale: the most a small image is enlarged, as the product's backends do.
     """
     centre = np.zeros(128, np.float32) if teacher_mean is None else teacher_mean
     model.eval()
-    all_scores, all_hits, cosines = [], [], []
+    all_scores, all_hits, cosines, students, teachers = [], [], [], [], []
     positives = mimic_faces = found = 0
     for start in range(0, len(labels), batch):
         chunk = labels[start : start + batch]
@@ -88,16 +107,23 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
                         t = lab.embeddings[g] / np.linalg.norm(lab.embeddings[g]) - centre
                         t = t / np.linalg.norm(t)
                         cosines.append(float(det_emb[d] @ t))
+                        students.append(det_emb[d])
+                        teachers.append(t)
             else:
                 mimic_faces += int(((lab.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)).sum())
             all_scores.append(det_scores[~ignored])
             all_hits.append(hits[~ignored])
     ap = average_precision(np.concatenate(all_scores) if all_scores else np.zeros(0),
                            np.concatenate(all_hits) if all_hits else np.zeros(0, bool), positives)
+    students_m = np.array(students, np.float32).reshape(-1, len(centre))
+    teachers_m = np.array(teachers, np.float32).reshape(-1, len(centre))
+    bank = np.zeros((0, len(centre)), np.float32) if bank is None else bank
     return ValidationResult(
         ap50=ap,
         cosine=float(np.mean(cosines)) if cosines else 0.0,
         found=found / max(mimic_faces, 1),
+        retrieval1=teacher_retrieval(students_m, teachers_m, bank, 1),
+        retrieval10=teacher_retrieval(students_m, teachers_m, bank, 10),
         images=len(labels),
         faces=positives,
     )
