@@ -61,12 +61,18 @@ def letterbox_batch(frames, input_size: tuple[int, int], out: np.ndarray | None 
     `out` may be a preallocated (pinned, reused) buffer of at least N images; `max_scale`
     caps how much a small frame is enlarged.
     """
-    W, H = input_size
     n = len(frames)
-    if out is None or out.shape[0] < n or out.shape[1:] != (H, W, 3):
-        out = np.empty((n, H, W, 3), np.uint8)
+    out = batch_buffer(out, n, input_size)
     boxes = [letterbox_into(f, out[i], max_scale) for i, f in enumerate(frames)]
     return out[:n], boxes
+
+
+def batch_buffer(out: np.ndarray | None, n: int, input_size: tuple[int, int]) -> np.ndarray:
+    """`out` if it holds at least `n` images of `input_size` (W, H), else a new buffer of `n`."""
+    W, H = input_size
+    if out is None or out.shape[0] < n or out.shape[1:] != (H, W, 3):
+        out = np.empty((n, H, W, 3), np.uint8)
+    return out
 
 
 def to_faces(raw: RawOutputs, placements: list[Letterbox]) -> list[Faces]:

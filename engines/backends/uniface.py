@@ -9,7 +9,7 @@ import numpy as np
 
 from engines.backends.base import EngineInfo, FaceEngine
 from engines.faces import Faces
-from engines.preprocess import RawOutputs, letterbox_batch, to_faces
+from engines.preprocess import RawOutputs, batch_buffer, letterbox_batch, to_faces
 
 # The shipped model scores real faces ~1.0 and its false positives (clothing, hands,
 # background) mostly 0.5-0.9: on 400 held-out training images, 0.9 instead of 0.5 removes 43%
@@ -61,11 +61,8 @@ class UnifaceBackend(FaceEngine):
 
     def _staging(self, n: int) -> np.ndarray:
         """This thread's reusable letterbox buffer, grown to hold at least `n` images."""
-        w, h = self.input_size
-        buffer = getattr(self._local, "staging", None)
-        if buffer is None or buffer.shape[0] < n or buffer.shape[1:] != (h, w, 3):
-            buffer = self._local.staging = np.empty((n, h, w, 3), np.uint8)
-        return buffer
+        self._local.staging = batch_buffer(getattr(self._local, "staging", None), n, self.input_size)
+        return self._local.staging
 
     @abstractmethod
     def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:

@@ -30,6 +30,14 @@ def mimic_eligible(label: ImageLabels) -> np.ndarray:
     return (label.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)
 
 
+def centred_teacher(embeddings: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Teacher embeddings (n, 128) as the student mimics them: unit, minus the training mean
+    (`centre`), unit again (float32)."""
+    emb = np.asarray(embeddings, np.float32).reshape(-1, len(centre))
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12) - centre
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
 def to_sample(label: ImageLabels) -> Sample | None:
     """Load the image and turn its teacher faces into a `Sample` (None if unreadable)."""
     image = cv2.imread(label.path, cv2.IMREAD_COLOR)

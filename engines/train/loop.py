@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from engines.model.config import get_config
 from engines.model.network import Uniface
 from engines.train.augment import AugmentSettings
-from engines.train.dataset import FaceDataset, collate, is_validation, mimic_eligible
+from engines.train.dataset import FaceDataset, centred_teacher, collate, is_validation, mimic_eligible
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, mimic_loss, relation_loss
@@ -135,10 +135,7 @@ def teacher_bank(labels, centre: np.ndarray) -> np.ndarray:
     """Centred unit teacher embeddings of every mimic-eligible face (float32, (M, 128)):
     the faces the relation loss compares each student embedding with."""
     parts = [l.embeddings[mimic_eligible(l)] for l in labels if len(l.embeddings)]
-    emb = np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, len(centre)), np.float32)
-    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    emb -= centre
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return centred_teacher(np.concatenate(parts) if parts else np.zeros((0, len(centre))), centre)
 
 
 def train(s: TrainSettings) -> dict:
@@ -218,14 +215,13 @@ def train(s: TrainSettings) -> dict:
                 losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
                 student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
             losses["mimic"] = mimic_loss(student, target)
-            if bank is not None:
-                losses["relation"] = relation_loss(student, target, bank, s.relation_temp)
             if len(student):
                 with torch.no_grad():
                     losses["cos"] = (student * target).sum(1).mean()
             total = lw.cls * losses["cls"] + lw.box * losses["box"] + lw.landmarks * losses["landmarks"] \
                 + lw.mimic * losses["mimic"]
             if bank is not None:
+                losses["relation"] = relation_loss(student, target, bank, s.relation_temp)
                 total = total + lw.relation * losses["relation"]
             opt.zero_grad(set_to_none=True)
             total.backward()

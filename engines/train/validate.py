@@ -10,7 +10,7 @@ import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
 from engines.preprocess import letterbox_batch
-from engines.train.dataset import MIMIC_MIN_SIZE, MIMIC_SCORE, POSITIVE_SCORE
+from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
 from engines.train.labelling import ImageLabels
 from engines.train.targets import iou_matrix
 
@@ -70,7 +70,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
     """
     centre = np.zeros(128, np.float32) if teacher_mean is None else teacher_mean
     model.eval()
-    all_scores, all_hits, cosines, students, teachers = [], [], [], [], []
+    all_scores, all_hits, students, teachers = [], [], [], []
     positives = mimic_faces = found = 0
     for start in range(0, len(labels), batch):
         chunk = labels[start : start + batch]
@@ -98,29 +98,26 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
                         hits[d], taken[g] = True, True
                     elif iou[d][~care].max(initial=0) >= 0.5:
                         ignored[d] = True
-                mimic = (lab.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)
-                for g in np.flatnonzero(mimic):
+                for g in np.flatnonzero(mimic_eligible(lab)):
                     mimic_faces += 1
                     d = int(np.argmax(iou[:, g]))
                     if iou[d, g] >= 0.5:
                         found += 1
-                        t = lab.embeddings[g] / np.linalg.norm(lab.embeddings[g]) - centre
-                        t = t / np.linalg.norm(t)
-                        cosines.append(float(det_emb[d] @ t))
                         students.append(det_emb[d])
-                        teachers.append(t)
+                        teachers.append(lab.embeddings[g])
             else:
-                mimic_faces += int(((lab.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)).sum())
+                mimic_faces += int(mimic_eligible(lab).sum())
             all_scores.append(det_scores[~ignored])
             all_hits.append(hits[~ignored])
     ap = average_precision(np.concatenate(all_scores) if all_scores else np.zeros(0),
                            np.concatenate(all_hits) if all_hits else np.zeros(0, bool), positives)
     students_m = np.array(students, np.float32).reshape(-1, len(centre))
-    teachers_m = np.array(teachers, np.float32).reshape(-1, len(centre))
+    teachers_m = centred_teacher(np.array(teachers).reshape(-1, len(centre)), centre)
+    cosines = np.sum(students_m * teachers_m, axis=1)
     bank = np.zeros((0, len(centre)), np.float32) if bank is None else bank
     return ValidationResult(
         ap50=ap,
-        cosine=float(np.mean(cosines)) if cosines else 0.0,
+        cosine=float(np.mean(cosines)) if len(cosines) else 0.0,
         found=found / max(mimic_faces, 1),
         retrieval1=teacher_retrieval(students_m, teachers_m, bank, 1),
         retrieval10=teacher_retrieval(students_m, teachers_m, bank, 10),
