@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--input-size", type=parse_input_size, default=None, metavar="WxH",
                    help="network input size (default: the configuration's, 640x480)")
     p.add_argument("--force", action="store_true", help="rebuild even if a matching engine is cached")
-    p.add_argument("--config", default="prod", help="network configuration (prod, tiny)")
+    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
     p.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped model)")
     p.add_argument("--onnx", type=Path, default=None, help="build from this ONNX file instead")
     p.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")

@@ -12,7 +12,7 @@ def register(sub) -> None:
                                    "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
                                    "weights file, optimizer state dropped (default out: the shipped model's path).")
     p.add_argument("format", choices=["onnx", "weights"], help="output format")
-    p.add_argument("--config", default="prod", help="network configuration (prod, tiny)")
+    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
     p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
     p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -16,7 +16,7 @@ def register(sub) -> None:
                                    "the same command resumes from OUT/last.pt.")
     p.add_argument("--labels", type=Path, default=None, help="label cache (default: the user cache's labels/)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "prod", help="run folder (runs/prod)")
-    p.add_argument("--config", default="prod")
+    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
     p.add_argument("--sets", default=None, help="comma-separated label sets (default: all)")
     p.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
                    help="where a set's images are now, if moved since labelling")
@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--val-images", type=int, default=300)
-    p.add_argument("--init", type=Path, default=None, help="start from these weights")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights; weights of a narrower "
+                   "configuration (prod for --config wide) are widened so the network starts where they were")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crop-batch", type=int, default=0,
                    help="add N face-centred crops per step (the mimic stream; 0: off)")

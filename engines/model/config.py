@@ -1,6 +1,7 @@
 """Named network configurations: `prod` (the shipped model) and `tiny` (tests)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 ASPECT_RATIOS = (0.95, 0.8, 0.65)  # anchor width / height, as in the Uniface paper
@@ -88,6 +89,10 @@ PROD = UnifaceConfig(
     landmark_branch=(32, 32),
 )
 
+# PROD with a wider F_r and landmark-attention branches: more room for identity at ~5%
+# more backbone time; trained from PROD's weights by `engines.model.widen`.
+WIDE = dataclasses.replace(PROD, name="wide", fr_channels=64, face_branch=(128, 32), landmark_branch=(64, 32))
+
 TINY = UnifaceConfig(
     name="tiny",
     stem_channels=8,
@@ -110,7 +115,7 @@ TINY = UnifaceConfig(
     input_size=(160, 128),
 )
 
-CONFIGS = {c.name: c for c in (PROD, TINY)}
+CONFIGS = {c.name: c for c in (PROD, WIDE, TINY)}
 
 
 def get_config(name: str) -> UnifaceConfig:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from engines.model.config import get_config
 from engines.model.network import Uniface
+from engines.model.widen import check_widenable, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, is_validation, mimic_eligible
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
@@ -138,6 +139,19 @@ def teacher_bank(labels, centre: np.ndarray) -> np.ndarray:
     return centred_teacher(np.concatenate(parts) if parts else np.zeros((0, len(centre))), centre)
 
 
+def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
+    """The weights to start from: a checkpoint of this configuration as it is, or one of a
+    narrower configuration widened so that the network computes what it did."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    state = ckpt.get("state_dict", ckpt)
+    source = ckpt.get("config", cfg.name)
+    if source == cfg.name:
+        return state
+    check_widenable(get_config(source), cfg)
+    log.info("widening %s weights from %s into %s", source, path, cfg.name)
+    return widen_state(state, model.state_dict())
+
+
 def train(s: TrainSettings) -> dict:
     """Train (or resume) into `s.out_dir`: last.pt every evaluation, best.pt by validation."""
     out = Path(s.out_dir)
@@ -159,8 +173,7 @@ def train(s: TrainSettings) -> dict:
     teacher_mean = torch.from_numpy(teacher_centre(train_labels))
     model = Uniface(cfg).to(device)
     if s.init:
-        state = torch.load(s.init, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state))
+        model.load_state_dict(init_state(Path(s.init), cfg, model))
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": params_decay, "weight_decay": s.weight_decay},
