@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app.errors import UserError
 from app.paths import user_cache_dir
+from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="uniface: single-shot network (default); cascade: MTCNN + dlib (accurate, slow)")
     g.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, tensorrt")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's best)")
-    g.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
+    g.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     g.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped model)")
     g.add_argument("--input-size", type=parse_input_size, default=None, metavar="WxH",
                    help="network input size (default: the configuration's, 640x480)")

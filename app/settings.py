@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from app.paths import user_data_dir
+from engines.model.config import SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     return path
 
 
-def engine_namespace(settings: Settings, device: str | None = None, config: str = "prod",
+def engine_namespace(settings: Settings, device: str | None = None, config: str = SHIPPED_CONFIG,
                      weights: Path | None = None) -> argparse.Namespace:
     """The `--engine ...` options `app.engine_options.make_engine` expects, from settings."""
     return argparse.Namespace(engine=settings.engine, backend=settings.backend, device=device, config=config,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.engine_options import parse_input_size
 from app.errors import UserError
+from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG, get_config
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def register(sub) -> None:
     p.add_argument("--input-size", type=parse_input_size, default=None, metavar="WxH",
                    help="network input size (default: the configuration's, 640x480)")
     p.add_argument("--force", action="store_true", help="rebuild even if a matching engine is cached")
-    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
+    p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     p.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped model)")
     p.add_argument("--onnx", type=Path, default=None, help="build from this ONNX file instead")
     p.add_argument("--device", default="cuda:0", help="CUDA device (default cuda:0)")
@@ -51,7 +52,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from app.paths import user_cache_dir
     from engines.backends.base import EngineUnavailable
-    from engines.model.config import get_config
     from engines.trt.build import BuildCancelled, BuildError, BuildSettings, ensure_engine
     from engines.trt.runtime_module import load_tensorrt, query_gpu
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG, get_config
 
 
 def register(sub) -> None:
@@ -12,7 +13,7 @@ def register(sub) -> None:
                                    "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
                                    "weights file, optimizer state dropped (default out: the shipped model's path).")
     p.add_argument("format", choices=["onnx", "weights"], help="output format")
-    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
+    p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
     p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -21,7 +22,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from app.errors import UserError
-    from engines.model.config import get_config
     from engines.model.export import export_onnx
 
     try:

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from app.engine_options import add_engine_options
+from engines.model.config import SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def run(args) -> int:
         settings = settings.copy(threshold=args.threshold)
     sources = [(s, args.loop) for s in args.source] if args.source else default_sources()
     engine = None
-    if args.weights is not None or args.device is not None or args.config != "prod":
+    if args.weights is not None or args.device is not None or args.config != SHIPPED_CONFIG:
         from app.engine_process import make_engine_for_gui
         from app.settings import engine_namespace
 

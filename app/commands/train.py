@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.engine_options import parse_size
 from app.paths import REPO_ROOT, user_cache_dir
+from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG
 
 
 def register(sub) -> None:
@@ -16,7 +17,7 @@ def register(sub) -> None:
                                    "the same command resumes from OUT/last.pt.")
     p.add_argument("--labels", type=Path, default=None, help="label cache (default: the user cache's labels/)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "prod", help="run folder (runs/prod)")
-    p.add_argument("--config", default="prod", help="network configuration (prod, wide, tiny)")
+    p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     p.add_argument("--sets", default=None, help="comma-separated label sets (default: all)")
     p.add_argument("--data-root", action="append", default=[], metavar="SET=DIR",
                    help="where a set's images are now, if moved since labelling")

@@ -7,8 +7,8 @@ the preferred engine; when that engine is ready (and has passed a warm-up frame)
 If preparing fails, it keeps serving with the fallback and says why.
 
     engine = HotSwapEngine(
-        fallback=OnnxRuntimeBackend(config="prod", cache_dir=cache),
-        factory=lambda progress: TensorRTBackend(config="prod", cache_dir=cache,
+        fallback=OnnxRuntimeBackend(config=SHIPPED_CONFIG, cache_dir=cache),
+        factory=lambda progress: TensorRTBackend(config=SHIPPED_CONFIG, cache_dir=cache,
                                                  on_progress=progress.update, cancel=progress.cancel),
     )
     engine.status()  # for the GUI: state, active backend, build phase and fraction, error
@@ -26,6 +26,7 @@ import numpy as np
 
 from engines.backends.base import EngineInfo, FaceEngine
 from engines.faces import Faces
+from engines.model.config import SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 

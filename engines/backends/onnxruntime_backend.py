@@ -9,7 +9,7 @@ import numpy as np
 
 from engines.backends.base import EngineInfo, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
-from engines.model.config import get_config
+from engines.model.config import SHIPPED_CONFIG, get_config
 from engines.model.onnx_file import resolve_onnx
 from engines.preprocess import RawOutputs
 
@@ -21,7 +21,7 @@ class OnnxRuntimeBackend(UnifaceBackend):
 
     def __init__(
         self,
-        config: str = "prod",
+        config: str = SHIPPED_CONFIG,
         weights: Path | None = None,
         cache_dir: Path | None = None,
         device: str = "cpu",

@@ -24,6 +24,7 @@ import numpy as np
 from engines.backends.base import EngineInfo, EngineNotCached, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
+from engines.model.config import SHIPPED_CONFIG, get_config
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +386,7 @@ class TensorRTBackend(UnifaceBackend):
 
     def __init__(
         self,
-        config: str = "prod",
+        config: str = SHIPPED_CONFIG,
         weights: Path | None = None,
         cache_dir: Path | None = None,
         device: str = "cuda",
@@ -417,8 +418,6 @@ class TensorRTBackend(UnifaceBackend):
             raise EngineUnavailable("the TensorRT backend needs a cache folder for its engines")
         cfg = None
         try:
-            from engines.model.config import get_config
-
             cfg = get_config(config)
         except (ImportError, ValueError):
             if onnx_path is None:

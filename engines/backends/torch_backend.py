@@ -8,6 +8,7 @@ import numpy as np
 from engines.backends.base import EngineInfo, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
+from engines.model.config import SHIPPED_CONFIG
 
 
 class TorchBackend(UnifaceBackend):
@@ -15,7 +16,7 @@ class TorchBackend(UnifaceBackend):
 
     def __init__(
         self,
-        config: str = "prod",
+        config: str = SHIPPED_CONFIG,
         weights: Path | None = None,
         device: str = "cpu",
         input_size: tuple[int, int] | None = None,

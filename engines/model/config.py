@@ -116,6 +116,8 @@ TINY = UnifaceConfig(
 )
 
 CONFIGS = {c.name: c for c in (PROD, WIDE, TINY)}
+SHIPPED_CONFIG = PROD.name  # the configuration of the committed weights: every command's default
+CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 
 
 def get_config(name: str) -> UnifaceConfig:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from engines.model.config import get_config
+from engines.model.config import SHIPPED_CONFIG, get_config
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, widen_state
 from engines.train.augment import AugmentSettings
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     labels_dir: str
     out_dir: str
-    config: str = "prod"
+    config: str = SHIPPED_CONFIG
     sets: list[str] | None = None  # label sets to use (None: all)
     data_roots: dict[str, str] = field(default_factory=dict)  # set name -> image folder, if moved
     steps: int = 20000
