@@ -125,6 +125,7 @@ def test_train_resumes_from_its_checkpoint_and_publishes_loadable_weights(tmp_pa
     assert train(settings)["step"] == 2
     first = torch.load(out / "last.pt", weights_only=False)
     settings.steps = 4
+    settings.init = str(tmp_path / "gone.pt")  # --init only seeds a new run; a resumed one needs none
     assert train(settings)["step"] == 4  # resumed: two more steps, not four
     log = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "total" in r] == [1, 2, 3, 4]

@@ -172,14 +172,14 @@ def train(s: TrainSettings) -> dict:
     # so the student mimics them centred: the identity-bearing part dominates the loss.
     teacher_mean = torch.from_numpy(teacher_centre(train_labels))
     model = Uniface(cfg).to(device)
-    if s.init:
+    last = out / "last.pt"
+    if s.init and not last.exists():  # a resumed run starts from its own checkpoint instead
         model.load_state_dict(init_state(Path(s.init), cfg, model))
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": params_decay, "weight_decay": s.weight_decay},
                              {"params": params_other, "weight_decay": 0.0}], lr=s.lr)
     step, best = 0, -1.0
-    last = out / "last.pt"
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["state_dict"])
