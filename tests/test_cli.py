@@ -64,6 +64,27 @@ def test_export_onnx(tmp_path):
     assert json.loads(r.stdout)["model_id"] == "uniface-tiny-random"
 
 
+def test_export_weights_from_a_checkpoint_and_its_errors(tmp_path):
+    import torch
+
+    from engines.model.config import TINY
+    from engines.model.network import Uniface
+
+    ckpt = tmp_path / "best.pt"
+    torch.save({"config": "tiny", "state_dict": Uniface(TINY).state_dict(), "step": 7,
+                "optimizer": {}, "settings": {"batch": 2}}, ckpt)
+    out = tmp_path / "shipped.pt"
+    r = cli("export", "weights", "--weights", str(ckpt), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["output"] == str(out) and summary["config"] == "tiny" and "step 7" in summary["trained"]
+    assert "optimizer" not in torch.load(out, weights_only=True)
+    r = cli("export", "weights", "--out", str(out))
+    assert r.returncode != 0 and "needs --weights" in r.stderr and "Traceback" not in r.stderr
+    r = cli("export", "weights", "--weights", str(tmp_path / "missing.pt"))
+    assert r.returncode != 0 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
 def _write(path: Path, image) -> Path:
     assert cv2.imwrite(str(path), image)
     return path

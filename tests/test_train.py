@@ -144,6 +144,16 @@ def test_train_resumes_from_its_checkpoint_and_publishes_loadable_weights(tmp_pa
         publish_weights(_not_a_checkpoint(tmp_path), tmp_path / "y.pt")
 
 
+def test_published_weights_go_to_the_shipped_path_of_their_own_configuration(tmp_path, monkeypatch):
+    import engines.model.weights as weights
+
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")  # not the repository's folder
+    ckpt = tmp_path / "best.pt"
+    torch.save({"config": "tiny", "state_dict": Uniface(TINY).state_dict(), "step": 1}, ckpt)
+    meta = weights.publish_weights(ckpt)
+    assert meta.weights_path == str(tmp_path / "weights" / "uniface_tiny.pt") and not meta.random_weights
+
+
 def _not_a_checkpoint(tmp_path):
     path = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(1)}, path)

@@ -11,7 +11,8 @@ def register(sub) -> None:
     p = sub.add_parser("export", help="export the single-shot network",
                        description="onnx: the whole graph (decoding, NMS, ROI pooling, embeddings) as one ONNX file. "
                                    "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
-                                   "weights file, optimizer state dropped (default out: the shipped model's path).")
+                                   "weights file, optimizer state dropped (default out: the shipped path of the "
+                                   "checkpoint's configuration, engines/model/weights/uniface_CONFIG.pt).")
     p.add_argument("format", choices=["onnx", "weights"], help="output format")
     p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
@@ -47,17 +48,18 @@ def run(args) -> int:
 
 def _publish(args) -> int:
     from app.errors import UserError
-    from engines.model.weights import default_weights, publish_weights
+    from engines.model.weights import publish_weights
 
     if args.weights is None:
         raise UserError("export weights needs --weights CHECKPOINT (e.g. runs/prod/best.pt)")
-    out = args.out or default_weights(args.config)
+    out = args.out  # None: the shipped path of the checkpoint's own configuration
     try:
         meta = publish_weights(args.weights, out)
     except (ValueError, RuntimeError, KeyError) as exc:
         raise UserError(f"{args.weights}: {exc}") from None
     except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot write {out or 'the shipped weights file'}: {exc.strerror or exc}") from None
+    out = Path(meta.weights_path)
     summary = {"output": str(out), "bytes": out.stat().st_size, **meta.as_dict()}
     print(json.dumps(summary) if args.json else f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB, {meta.model_id})")
     return 0

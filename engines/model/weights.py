@@ -81,9 +81,10 @@ def load_model(config_name: str, weights: Path | None = None) -> tuple[Uniface, 
     return model.eval(), meta
 
 
-def publish_weights(checkpoint: Path, out: Path) -> ModelMeta:
+def publish_weights(checkpoint: Path, out: Path | None = None) -> ModelMeta:
     """Write a training checkpoint as shippable weights: config, state dict and a summary of
-    how it was trained; no optimizer state. Written to a temporary file, then renamed."""
+    how it was trained; no optimizer state. Written to a temporary file, then renamed.
+    out: None means the shipped path of the checkpoint's own configuration."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "state_dict" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{checkpoint} is not a training checkpoint (no state_dict/config)")
@@ -101,7 +102,7 @@ def publish_weights(checkpoint: Path, out: Path) -> ModelMeta:
     payload = {"config": ckpt["config"], "state_dict": state, "trained": trained}
     if "teacher_mean" in ckpt:
         payload["teacher_mean"] = [float(v) for v in ckpt["teacher_mean"]]
-    out = Path(out)
+    out = Path(out) if out is not None else default_weights(ckpt["config"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     torch.save(payload, tmp)
