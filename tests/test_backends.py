@@ -10,6 +10,7 @@ from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.backends.registry import create_engine
 from engines.backends.torch_backend import TorchBackend
 from engines.faces import Faces
+from engines.model.config import SHIPPED_CONFIG
 
 
 def _frames():
@@ -49,7 +50,7 @@ def spread_weights(config: str, path):
     return path
 
 
-@pytest.mark.parametrize("config", ["tiny", "prod"])
+@pytest.mark.parametrize("config", ["tiny", SHIPPED_CONFIG])
 def test_torch_and_onnxruntime_agree(config, cache_dir, tmp_path):
     frames = _frames()
     weights = spread_weights(config, tmp_path / "w.pt")
@@ -70,10 +71,10 @@ def test_torch_and_onnxruntime_agree(config, cache_dir, tmp_path):
 
 def test_faces_in_frame_coordinates(cache_dir):
     engine = OnnxRuntimeBackend(config="tiny", cache_dir=cache_dir)
-    big = np.zeros((1000, 1600, 3), np.uint8)
+    big = np.zeros((1280, 1600, 3), np.uint8)  # the input's shape: no padding, so no box is dropped
     faces = engine.infer([big], score_threshold=-1.0, max_faces=5)[0]
     assert isinstance(faces, Faces) and len(faces) == 5
-    assert faces.boxes[:, 0::2].max() <= 1600 and faces.boxes[:, 1::2].max() <= 1000
+    assert faces.boxes[:, 0::2].max() <= 1600 and faces.boxes[:, 1::2].max() <= 1280
     # a frame at 10x the input scale gets boxes spread over the whole frame, not the input
     assert faces.boxes.max() > engine.input_size[0]
 
@@ -115,6 +116,7 @@ def test_random_weights_are_flagged(cache_dir):
 def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_count(cache_dir, tmp_path):
     """A trained model scores a blank image as no face: exporting must not bake the trace's
     face count (one throwaway ROI) into the graph. Every count from 0 to K, batch 1 and 2."""
+    import cv2
     import torch
 
     path = spread_weights("tiny", tmp_path / "w.pt")
@@ -127,7 +129,8 @@ def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_coun
     torch_engine = TorchBackend(config="tiny", weights=path)
     blank = np.zeros((128, 160, 3), np.uint8)
     assert len(ort_engine.infer([blank])[0]) == 0  # what the export used to trace
-    frames = _frames()
+    # frames of the input's shape: no letterbox padding, so every face the graph returns is kept
+    frames = [cv2.resize(f, (320, 256)) for f in _frames()]
     k = ort_engine.max_faces
     for batch in (frames[:1], frames[:2]):
         for n in sorted({0, 1, 2, k // 2 + 1, k}):
@@ -140,7 +143,7 @@ def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_coun
 
 
 def test_small_frames_are_placed_at_their_own_size_not_enlarged(cache_dir):
-    from engines.preprocess import letterbox_into
+    from engines.preprocess import centred_in_frame, letterbox_into
 
     frame = np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)
     out = np.full((128, 160, 3), 9, np.uint8)
@@ -153,9 +156,12 @@ def test_small_frames_are_placed_at_their_own_size_not_enlarged(cache_dir):
     padded = np.zeros((128, 160, 3), np.uint8)
     padded[:96, :128] = frame
     small, big = engine.infer([frame, padded], score_threshold=-1.0)
-    # the network saw the same pixels either way, so the faces are the same
-    np.testing.assert_allclose(small.boxes, np.minimum(big.boxes, [128, 96, 128, 96]), atol=1e-3)
-    np.testing.assert_allclose(small.embeddings, big.embeddings, atol=1e-5)
+    # the network saw the same pixels either way, so the faces are the same, less those
+    # centred on what is padding for the small frame
+    on_small = centred_in_frame(big.boxes, (128, 96))
+    assert 0 < on_small.sum() < len(big)
+    np.testing.assert_allclose(small.boxes, np.minimum(big.boxes[on_small], [128, 96, 128, 96]), atol=1e-3)
+    np.testing.assert_allclose(small.embeddings, big.embeddings[on_small], atol=1e-5)
 
 
 def test_the_letterbox_buffer_is_reused_per_thread_and_grown_for_larger_batches():
@@ -175,3 +181,24 @@ def test_the_letterbox_buffer_is_reused_per_thread_and_grown_for_larger_batches(
     thread.start()
     thread.join()
     assert other[0] is not grown  # threads never share a buffer they may be writing
+
+
+def test_boxes_centred_on_the_letterbox_padding_are_dropped_and_the_rest_mapped_to_the_frame():
+    from engines.preprocess import Letterbox, RawOutputs, to_faces
+
+    # a 200x100 frame placed at scale 2 fills 400x200 of the input; everything else is padding
+    boxes = np.array([[[40, 40, 120, 160],      # a face on the frame
+                       [360, 150, 440, 250],    # cut by the frame's corner, centre (400, 200): kept
+                       [420, 20, 600, 300],     # on the padding (centre x 510 > 400)
+                       [100, 180, 300, 470]]],  # on the padding below (centre y 325 > 200)
+                     np.float32)
+    k = boxes.shape[1]
+    raw = RawOutputs(boxes=boxes, scores=np.array([[0.99, 0.98, 0.97, 0.96]], np.float32),
+                     landmarks=np.tile(boxes[..., None, :2], (1, 1, 5, 1)),
+                     embeddings=np.eye(k, 128, dtype=np.float32)[None], count=np.array([k], np.int32))
+    faces = to_faces(raw, [Letterbox(scale=2.0, frame_size=(200, 100))])[0]
+    assert len(faces) == 2
+    np.testing.assert_allclose(faces.boxes, [[20, 20, 60, 80], [180, 75, 200, 100]])  # clipped to the frame
+    np.testing.assert_allclose(faces.scores, [0.99, 0.98])
+    np.testing.assert_allclose(faces.landmarks[:, 0], [[20, 20], [180, 75]])
+    assert faces.embeddings[1].argmax() == 1  # rows stay together

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
-from engines.preprocess import letterbox_batch
+from engines.preprocess import centred_in_frame, letterbox_batch
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
 from engines.train.labelling import ImageLabels
 from engines.train.targets import iou_matrix
@@ -84,6 +84,9 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
             lab, s = chunk[i], placements[j].scale
             k = int(count[j])
             det, det_scores, det_emb = boxes[j, :k] / s, scores[j, :k], emb[j, :k]
+            on_frame = centred_in_frame(det, (lab.width, lab.height))  # as the backends keep them
+            det, det_scores, det_emb = det[on_frame], det_scores[on_frame], det_emb[on_frame]
+            k = len(det)
             size = np.sqrt(np.prod(np.maximum(lab.boxes[:, 2:] - lab.boxes[:, :2], 0), axis=1))
             care = (lab.scores >= POSITIVE_SCORE) & (size >= MIN_EVAL_FACE)
             positives += int(care.sum())
