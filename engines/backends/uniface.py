@@ -11,13 +11,14 @@ from engines.backends.base import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.preprocess import RawOutputs, batch_buffer, letterbox_batch, to_faces
 
-# The shipped model scores real faces ~1.0 and its false positives (clothing, hands,
+# An earlier shipped model scored real faces ~1.0 and its false positives (clothing, hands,
 # background) mostly 0.5-0.9: on 400 held-out training images, 0.9 instead of 0.5 removes 43%
 # of detections the teacher does not confirm and costs 3% of the ones it does.
 DEFAULT_SCORE_THRESHOLD = 0.9
 # Frames smaller than the input are placed at their own size, not enlarged: enlarging adds no
 # detail and pushes faces past the sizes the network was taught (LFW's 250x250 photos would
-# arrive 1.92x enlarged at 640x480, faces ~210 px). The shipped model on 1,000 LFW pairs:
+# arrive 1.92x enlarged at 640x480, faces ~210 px). The previous shipped model (prod,
+# uniface-prod-01666636343d) on 1,000 LFW pairs:
 # 91.6% at their own size, 89.9% enlarged (the model before it: 87.9% / 86.7%; a checkpoint
 # trained mostly on ~100 px faces: 86.0% / 83.5% on 600 pairs; an early model: 81.7% / 82.5%).
 DEFAULT_MAX_UPSCALE = 1.0
