@@ -4,13 +4,14 @@ import dataclasses
 import pytest
 import torch
 
-from engines.model.config import PROD, TINY, WIDE
+from engines.model.config import PROD, TINY, WIDE, StageSpec
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, widen_state
 from engines.train.loop import init_state
 
-TINY_WIDE = dataclasses.replace(TINY, name="tiny-wide", td_channels=24, fr_channels=16,
-                                face_branch=(32, 128), landmark_branch=(24, 32))
+TINY_WIDE = dataclasses.replace(  # every width that may grow does: stem, stages, top-down, F_r, branches
+    TINY, name="tiny-wide", stem_channels=12, stages=tuple(StageSpec(s.channels + 4, s.blocks) for s in TINY.stages),
+    td_channels=24, fr_channels=16, face_branch=(32, 128), landmark_branch=(24, 32))
 BOXES = torch.tensor([[30.0, 20.0, 90.0, 100.0], [100.0, 40.0, 150.0, 110.0]])
 LANDMARKS = torch.tensor([[[45, 50], [75, 50], [60, 65], [48, 82], [72, 82]],
                           [[112, 65], [138, 65], [125, 78], [114, 95], [136, 95]]], dtype=torch.float32)
