@@ -164,3 +164,5 @@ def test_train_rejects_a_bad_relation_loss_setting_in_one_line(tmp_path):
     r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--relation-weight", "1",
             "--relation-temp", "0")
     assert r.returncode == 2 and "--relation-temp" in r.stderr and "Traceback" not in r.stderr
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--letterbox-p", "1.5")
+    assert r.returncode == 2 and "--letterbox-p" in r.stderr and "Traceback" not in r.stderr

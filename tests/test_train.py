@@ -50,6 +50,32 @@ def test_augment_keeps_faces_on_canvas():
             assert (s.boxes[:, 2] > s.boxes[:, 0]).all()
 
 
+def test_letterbox_borders_are_exact_black_and_faces_behind_them_are_cut():
+    from engines.train.augment import letterbox_border
+
+    rng = np.random.default_rng(0)
+    image = np.full((512, 512, 3), 77, np.uint8)
+    s = Sample(image, FACE_BOX.copy(), FACE_LMK.copy(), np.zeros((1, 128), np.float32), np.ones(1, bool),
+               np.zeros(1, bool))
+    borders, kept, cut = set(), 0, 0
+    for _ in range(40):
+        c = letterbox_border(Sample(image.copy(), s.boxes, s.landmarks, s.embeddings, s.mimic, s.ignore), rng)
+        rows = np.flatnonzero(c.image.any(axis=(1, 2)))
+        cols = np.flatnonzero(c.image.any(axis=(0, 2)))
+        ch, cw = rows[-1] + 1, cols[-1] + 1
+        assert np.all(c.image[:ch, :cw] == 77) and not c.image[ch:].any() and not c.image[:, cw:].any()
+        borders.add((cw < 512, ch < 512))
+        x1, y1, x2, y2 = FACE_BOX[0]
+        visible = (min(x2, cw) - x1) * (min(y2, ch) - y1) / ((x2 - x1) * (y2 - y1))
+        if len(c.boxes):  # a face kept is clipped to the content, and mimicked only if (almost) whole
+            assert c.boxes[0, 2] <= cw and c.boxes[0, 3] <= ch
+            assert c.mimic[0] == (visible > 0.95)
+            kept += 1
+        else:
+            cut += 1
+    assert borders == {(True, False), (False, True), (True, True)} and kept and cut
+
+
 def test_matching_marks_the_face_anchor_positive():
     model = Uniface(TINY)
     anchors = model.forward_heads(torch.zeros(1, 3, 512, 512)).anchors.numpy()

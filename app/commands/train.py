@@ -42,6 +42,8 @@ def register(sub) -> None:
                    help="weight of the relation loss: the student's similarities to a bank of teacher faces "
                         "mimic the teacher's (0: off)")
     p.add_argument("--relation-temp", type=float, default=0.05, help="softmax temperature of the relation loss (0.05)")
+    p.add_argument("--letterbox-p", type=float, default=0.0,
+                   help="share of canvases given black letterbox borders, as small frames get in the product (0)")
     p.set_defaults(func=run)
 
 
@@ -75,6 +77,8 @@ def run(args) -> int:
         raise UserError(f"no label cache at {labels}; run `main.py label` first (or pass --labels)")
     if args.relation_weight < 0 or args.relation_temp <= 0:
         raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
+    if not 0 <= args.letterbox_p <= 1:
+        raise UserError("--letterbox-p must be between 0 and 1")
     weights = LossWeights(relation=args.relation_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
@@ -84,7 +88,7 @@ def run(args) -> int:
         lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
-        crop_context=args.crop_context, relation_temp=args.relation_temp,
+        crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
     )
     try:
         result = train(settings)

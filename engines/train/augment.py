@@ -125,6 +125,7 @@ class AugmentSettings:
     zoom_range: tuple[float, float] = (0.35, 1.6)  # long side / canvas long side
     min_face: float = 6.0  # smaller faces are ignored (neither face nor background)
     min_mimic_face: float = 28.0  # smaller faces get no embedding target
+    letterbox_p: float = 0.0  # share of canvases given the exact black borders of a letterboxed small frame
 
 
 def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSettings,
@@ -162,7 +163,25 @@ def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSetting
         x0 = int(rng.uniform(min(0, W - nw), max(0, W - nw)))
         y0 = int(rng.uniform(min(0, H - nh), max(0, H - nh)))
         out = place(s, canvas, scale, x0, y0)
-    return finish(clip_to_canvas(out, cfg.min_face, cfg.min_mimic_face), rng, cfg.flip_p)
+    out = finish(clip_to_canvas(out, cfg.min_face, cfg.min_mimic_face), rng, cfg.flip_p)
+    if rng.random() < cfg.letterbox_p:
+        out = letterbox_border(out, rng)
+    return out
+
+
+def letterbox_border(s: Sample, rng: np.random.Generator) -> Sample:
+    """Black out the right and/or bottom of the canvas, after every photometric change, as the
+    backends' letterbox does around a frame smaller than the input: exact zeros, which random
+    canvas colours and noise never give, and on which the largest anchors otherwise fire.
+    Faces behind the border are cut as by a crop."""
+    H, W = s.image.shape[:2]
+    cut = rng.integers(1, 4)  # 1: right, 2: bottom, 3: both
+    cw = int(W * rng.uniform(0.3, 0.9)) if cut & 1 else W
+    ch = int(H * rng.uniform(0.3, 0.9)) if cut & 2 else H
+    out = clip_region(s, (0, 0, cw, ch))
+    out.image[ch:] = 0
+    out.image[:ch, cw:] = 0
+    return out
 
 
 def finish(s: Sample, rng: np.random.Generator, flip_p: float) -> Sample:

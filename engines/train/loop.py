@@ -52,6 +52,7 @@ class TrainSettings:
     crop_canvas: int = 128  # side of those crops
     crop_context: tuple[float, float] = (1.3, 2.2)  # crop side / face size, drawn in this range
     relation_temp: float = 0.05  # softmax temperature of the relation loss (weights["relation"])
+    letterbox_p: float = 0.0  # share of canvases with letterbox borders (`augment.letterbox_border`)
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -189,7 +190,7 @@ def train(s: TrainSettings) -> dict:
         log.info("resumed from %s at step %d", last, step)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
-    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), AugmentSettings(canvas=s.canvas), seed=s.seed)
+    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p), seed=s.seed)
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
