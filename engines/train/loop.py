@@ -190,7 +190,8 @@ def train(s: TrainSettings) -> dict:
         log.info("resumed from %s at step %d", last, step)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
-    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p), seed=s.seed)
+    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
+                          AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p), seed=s.seed)
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
