@@ -48,7 +48,8 @@ def test_finds_the_astronaut_with_her_landmarks(engine):
 
 
 @pytest.mark.xfail(strict=True, reason="known weakness of the shipped model (uniface-wide-d15e762e4450): the cat's "
-                                       "face scores 0.931 against the 0.9 threshold (previous model 0.901, the one before it below)")
+                                       "face scores 0.931 against the 0.9 threshold (previous model 0.901, the one "
+                                       "before it below)")
 def test_no_face_in_the_cat(engine):
     assert len(engine.infer([cv2.imread(str(NO_FACE_IMAGE))])[0]) == 0  # 451x300, placed at its own size
 
