@@ -78,10 +78,11 @@ def batch_buffer(out: np.ndarray | None, n: int, input_size: tuple[int, int]) ->
 def centred_in_frame(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     """Which boxes (K, 4, frame pixels, unclipped) have their centre inside the (w, h) frame.
 
-    A box centred outside the frame sits mostly on the letterbox padding: the network was
-    trained on canvases without flat black borders and its largest anchors can fire there
-    (on 300 held-out images with small photos, 145-1,193 such boxes scored over 0.9). More
-    than half of any real face it could stand for is out of view, so it is dropped.
+    A box centred outside the frame sits mostly on the letterbox padding: networks trained
+    on canvases without flat black borders fire there with their largest anchors (on 300
+    held-out images with small photos, 145-1,193 such boxes scored over 0.9; the shipped
+    model, trained with `--letterbox-p`, gives none, so here this is a guard). More than
+    half of any real face such a box could stand for is out of view, so it is dropped.
     """
     w, h = frame_size
     cx = (boxes[:, 0] + boxes[:, 2]) / 2
