@@ -180,6 +180,50 @@ def test_published_weights_go_to_the_shipped_path_of_their_own_configuration(tmp
     assert meta.weights_path == str(tmp_path / "weights" / "uniface_tiny.pt") and not meta.random_weights
 
 
+def test_several_checkpoints_publish_as_their_element_wise_mean(tmp_path):
+    from engines.model.config import PROD
+    from engines.model.weights import load_model, publish_weights
+
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        states.append(Uniface(TINY).state_dict())
+        torch.save({"config": "tiny", "state_dict": states[-1], "step": seed, "teacher_mean": [float(seed)] * 128},
+                   tmp_path / f"run{seed}.pt")
+    meta = publish_weights([tmp_path / "run1.pt", tmp_path / "run2.pt"], tmp_path / "soup.pt")
+    model, _ = load_model("tiny", tmp_path / "soup.pt")
+    soup = model.state_dict()
+    name = next(k for k, v in soup.items() if v.is_floating_point() and v.ndim == 4)
+    assert not torch.equal(states[0][name], states[1][name])
+    assert torch.allclose(soup[name], (states[0][name] + states[1][name]) / 2)
+    payload = torch.load(tmp_path / "soup.pt", weights_only=True)
+    assert payload["teacher_mean"] == [1.5] * 128 and payload["trained"].startswith("mean of 2 checkpoints")
+    assert meta.model_id not in (publish_weights(tmp_path / "run1.pt", tmp_path / "one.pt").model_id,)
+
+    torch.save({"config": "prod", "state_dict": Uniface(PROD).state_dict()}, tmp_path / "prod.pt")
+    with pytest.raises(ValueError, match="different configurations"):
+        publish_weights([tmp_path / "run1.pt", tmp_path / "prod.pt"], tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_export_weights_cli_averages_repeated_weights_and_names_a_missing_one(tmp_path, capsys):
+    import json
+
+    from app.cli import main
+
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        torch.save({"config": "tiny", "state_dict": Uniface(TINY).state_dict()}, tmp_path / f"run{seed}.pt")
+    out = tmp_path / "soup.pt"
+    assert main(["export", "weights", "--weights", str(tmp_path / "run1.pt"), "--weights",
+                 str(tmp_path / "run2.pt"), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["output"] == str(out) and summary["trained"].startswith("mean of 2")
+    assert main(["export", "weights", "--weights", str(tmp_path / "run1.pt"), "--weights",
+                 str(tmp_path / "gone.pt"), "--out", str(out)]) != 0
+    assert "gone.pt" in capsys.readouterr().err
+
+
 def _not_a_checkpoint(tmp_path):
     path = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(1)}, path)

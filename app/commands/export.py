@@ -12,10 +12,13 @@ def register(sub) -> None:
                        description="onnx: the whole graph (decoding, NMS, ROI pooling, embeddings) as one ONNX file. "
                                    "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
                                    "weights file, optimizer state dropped (default out: the shipped path of the "
-                                   "checkpoint's configuration, engines/model/weights/uniface_CONFIG.pt).")
+                                   "checkpoint's configuration, engines/model/weights/uniface_CONFIG.pt); "
+                                   "several --weights give their element-wise mean (a model soup).")
     p.add_argument("format", choices=["onnx", "weights"], help="output format")
     p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
-    p.add_argument("--weights", type=Path, default=None, help="weights (default: the shipped model)")
+    p.add_argument("--weights", type=Path, action="append", default=None,
+                   help="weights (default: the shipped model); with `weights`, give it several times to "
+                        "average checkpoints of one configuration fine-tuned from the same weights")
     p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -29,13 +32,16 @@ def run(args) -> int:
         get_config(args.config)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.weights is not None and not args.weights.exists():
-        raise UserError(f"weights file not found: {args.weights}")
+    for path in args.weights or []:
+        if not path.exists():
+            raise UserError(f"weights file not found: {path}")
     if args.format == "weights":
         return _publish(args)
+    if args.weights and len(args.weights) > 1:
+        raise UserError("export onnx takes one --weights; average checkpoints with `export weights` first")
     out = args.out or Path(f"uniface_{args.config}.onnx")
     try:
-        export_onnx(args.config, args.weights, out)
+        export_onnx(args.config, args.weights[0] if args.weights else None, out)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     import onnx
@@ -50,13 +56,14 @@ def _publish(args) -> int:
     from app.errors import UserError
     from engines.model.weights import publish_weights
 
-    if args.weights is None:
+    if not args.weights:
         raise UserError("export weights needs --weights CHECKPOINT (e.g. runs/prod/best.pt)")
     out = args.out  # None: the shipped path of the checkpoint's own configuration
     try:
         meta = publish_weights(args.weights, out)
     except (ValueError, RuntimeError, KeyError) as exc:
-        raise UserError(f"{args.weights}: {exc}") from None
+        names = ", ".join(str(p) for p in args.weights)
+        raise UserError(f"{names}: {exc}") from None
     except OSError as exc:
         raise UserError(f"cannot write {out or 'the shipped weights file'}: {exc.strerror or exc}") from None
     out = Path(meta.weights_path)

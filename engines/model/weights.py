@@ -5,6 +5,7 @@ import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -81,15 +82,44 @@ def load_model(config_name: str, weights: Path | None = None) -> tuple[Uniface, 
     return model.eval(), meta
 
 
-def publish_weights(checkpoint: Path, out: Path | None = None) -> ModelMeta:
+def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None) -> ModelMeta:
     """Write a training checkpoint as shippable weights: config, state dict and a summary of
     how it was trained; no optimizer state. Written to a temporary file, then renamed.
-    out: None means the shipped path of the checkpoint's own configuration."""
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if "state_dict" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{checkpoint} is not a training checkpoint (no state_dict/config)")
+
+    Several checkpoints give their element-wise mean (a uniform "model soup", Wortsman et
+    al. 2022): runs fine-tuned from the same weights with different settings usually average
+    into a network better than each. They must share the configuration.
+    out: None means the shipped path of the checkpoints' own configuration."""
+    paths = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(p) for p in checkpoints]
+    if not paths:
+        raise ValueError("no checkpoint given")
+    ckpts = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    for path, ckpt in zip(paths, ckpts):
+        if "state_dict" not in ckpt or "config" not in ckpt:
+            raise ValueError(f"{path} is not a training checkpoint (no state_dict/config)")
+    configs = {c["config"] for c in ckpts}
+    if len(configs) > 1:
+        raise ValueError(f"cannot average checkpoints of different configurations: {', '.join(sorted(configs))}")
+    config = ckpts[0]["config"]
+    trained = " | ".join(_training_summary(c) for c in ckpts)
+    if len(ckpts) > 1:
+        trained = f"mean of {len(ckpts)} checkpoints: {trained}"
+    payload = {"config": config, "state_dict": _mean_state([c["state_dict"] for c in ckpts]), "trained": trained}
+    means = [torch.as_tensor(c["teacher_mean"], dtype=torch.float32) for c in ckpts if "teacher_mean" in c]
+    if means:
+        payload["teacher_mean"] = [float(v) for v in torch.stack(means).mean(0)]
+    out = Path(out) if out is not None else default_weights(config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(out)
+    _, meta = load_model(config, out)
+    return meta
+
+
+def _training_summary(ckpt: dict) -> str:
     settings = ckpt.get("settings", {})
-    trained = "; ".join(
+    return "; ".join(
         part for part in (
             f"step {ckpt.get('step')}" if "step" in ckpt else "",
             f"validation {ckpt['val']}" if "val" in ckpt else "",
@@ -97,15 +127,19 @@ def publish_weights(checkpoint: Path, out: Path | None = None) -> ModelMeta:
             f"sets {settings.get('sets') or 'all'}" if settings else "",
         ) if part
     )
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in ckpt["state_dict"].items()}
-    payload = {"config": ckpt["config"], "state_dict": state, "trained": trained}
-    if "teacher_mean" in ckpt:
-        payload["teacher_mean"] = [float(v) for v in ckpt["teacher_mean"]]
-    out = Path(out) if out is not None else default_weights(ckpt["config"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(out)
-    _, meta = load_model(ckpt["config"], out)
-    return meta
+
+
+def _mean_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of float tensors, on the CPU in float32; integer buffers (BatchNorm's
+    batch counters) are taken from the first state."""
+    names = states[0].keys()
+    for state in states[1:]:
+        if state.keys() != names or any(state[k].shape != states[0][k].shape for k in names):
+            raise ValueError("cannot average checkpoints of differently shaped networks")
+    out = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            out[name] = torch.stack([s[name].detach().cpu().float() for s in states]).mean(0)
+        else:
+            out[name] = first.detach().cpu()
+    return out
