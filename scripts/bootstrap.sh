@@ -10,10 +10,14 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 # System libraries PyQt5 (its xcb platform: the window on a desktop or under Xvfb) and OpenCV
 # need on a bare Debian/Ubuntu (root or sudo only).
 need_apt=()
+# Listed once, searched per library: `ldconfig -p | grep -q` under `set -o pipefail` fails
+# whenever grep stops reading early (ldconfig gets SIGPIPE), which made present libraries
+# look missing and sent every few runs to apt-get.
+known_libs="$(ldconfig -p 2>/dev/null || true)"
 for lib in libGL.so.1 libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libdbus-1.so.3 libglib-2.0.so.0 \
            libxkbcommon-x11.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1 libxcb-xinerama.so.0 libxcb-image.so.0 \
            libxcb-render-util.so.0 libxcb-xkb.so.1 libxcb-shape.so.0 libxcb-randr.so.0; do
-  ldconfig -p 2>/dev/null | grep -q "$lib" || need_apt+=("$lib")
+  [[ "$known_libs" == *"$lib"* ]] || need_apt+=("$lib")
 done
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
