@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from engines.model.config import PROD, TINY, WIDE, StageSpec
+from engines.model.config import PROD, TINY, WIDE, WIDER, StageSpec
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, widen_state
 from engines.train.loop import init_state
@@ -79,8 +79,11 @@ def test_init_state_widens_a_narrower_checkpoint_and_keeps_a_matching_one(tmp_pa
 
 def test_only_wider_layers_can_be_widened_into():
     check_widenable(PROD, WIDE)
+    check_widenable(WIDE, WIDER)
     with pytest.raises(ValueError, match="narrower"):
         check_widenable(WIDE, PROD)
+    with pytest.raises(ValueError, match="narrower"):
+        check_widenable(WIDER, WIDE)
     with pytest.raises(ValueError, match="face_roi"):
         check_widenable(TINY, dataclasses.replace(TINY_WIDE, face_roi=16, face_branch=(32, 32)))
     with pytest.raises(ValueError, match="structure"):
