@@ -198,7 +198,7 @@ def test_several_checkpoints_publish_as_their_element_wise_mean(tmp_path):
     assert torch.allclose(soup[name], (states[0][name] + states[1][name]) / 2)
     payload = torch.load(tmp_path / "soup.pt", weights_only=True)
     assert payload["teacher_mean"] == [1.5] * 128 and payload["trained"].startswith("mean of 2 checkpoints")
-    assert meta.model_id not in (publish_weights(tmp_path / "run1.pt", tmp_path / "one.pt").model_id,)
+    assert meta.model_id != publish_weights(tmp_path / "run1.pt", tmp_path / "one.pt").model_id
 
     torch.save({"config": "prod", "state_dict": Uniface(PROD).state_dict()}, tmp_path / "prod.pt")
     with pytest.raises(ValueError, match="different configurations"):

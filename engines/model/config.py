@@ -1,5 +1,5 @@
-"""Named network configurations: `wide` (the shipped model), `prod` and `wider` (its narrower
-parent and a wider experiment, both widenable by `engines.model.widen`) and `tiny` (tests)."""
+"""Named network configurations: `wide` (the shipped model), `prod` (the narrower network it
+was widened from), `wider` (a wider experiment, widened from `wide`) and `tiny` (tests)."""
 from __future__ import annotations
 
 import dataclasses

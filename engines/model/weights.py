@@ -87,8 +87,9 @@ def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None)
     how it was trained; no optimizer state. Written to a temporary file, then renamed.
 
     Several checkpoints give their element-wise mean (a uniform "model soup", Wortsman et
-    al. 2022): runs fine-tuned from the same weights with different settings usually average
-    into a network better than each. They must share the configuration.
+    al. 2022): runs fine-tuned from the same weights with different settings can average into
+    a network better than each, but not always, so evaluate the mean. They must share the
+    configuration.
     out: None means the shipped path of the checkpoints' own configuration."""
     paths = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(p) for p in checkpoints]
     if not paths:
