@@ -180,16 +180,22 @@ def test_published_weights_go_to_the_shipped_path_of_their_own_configuration(tmp
     assert meta.weights_path == str(tmp_path / "weights" / "uniface_tiny.pt") and not meta.random_weights
 
 
-def test_several_checkpoints_publish_as_their_element_wise_mean(tmp_path):
-    from engines.model.config import PROD
-    from engines.model.weights import load_model, publish_weights
-
+def _two_tiny_checkpoints(tmp_path):
+    """run1.pt and run2.pt: differently seeded tiny networks, teacher means all 1s and all 2s."""
     states = []
     for seed in (1, 2):
         torch.manual_seed(seed)
         states.append(Uniface(TINY).state_dict())
         torch.save({"config": "tiny", "state_dict": states[-1], "step": seed, "teacher_mean": [float(seed)] * 128},
                    tmp_path / f"run{seed}.pt")
+    return states
+
+
+def test_several_checkpoints_publish_as_their_element_wise_mean(tmp_path):
+    from engines.model.config import PROD
+    from engines.model.weights import load_model, publish_weights
+
+    states = _two_tiny_checkpoints(tmp_path)
     meta = publish_weights([tmp_path / "run1.pt", tmp_path / "run2.pt"], tmp_path / "soup.pt")
     model, _ = load_model("tiny", tmp_path / "soup.pt")
     soup = model.state_dict()
@@ -211,9 +217,7 @@ def test_export_weights_cli_averages_repeated_weights_and_names_a_missing_one(tm
 
     from app.cli import main
 
-    for seed in (1, 2):
-        torch.manual_seed(seed)
-        torch.save({"config": "tiny", "state_dict": Uniface(TINY).state_dict()}, tmp_path / f"run{seed}.pt")
+    _two_tiny_checkpoints(tmp_path)
     out = tmp_path / "soup.pt"
     assert main(["export", "weights", "--weights", str(tmp_path / "run1.pt"), "--weights",
                  str(tmp_path / "run2.pt"), "--out", str(out), "--json"]) == 0
