@@ -162,10 +162,9 @@ def _choose_face(faces: Faces, face: FaceChoice, image_shape: tuple[int, ...]) -
     if face == "largest":
         return int(np.argmax(faces.widths * faces.heights)), ""
     if face == "centre":
-        centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
         middle = np.array([image_shape[1] / 2, image_shape[0] / 2])
-        return int(np.argmin(np.linalg.norm(centres - middle, axis=1))), ""
-    order = np.argsort((faces.boxes[:, 0] + faces.boxes[:, 2]) / 2, kind="stable")
+        return int(np.argmin(np.linalg.norm(faces.centres - middle, axis=1))), ""
+    order = np.argsort(faces.centres[:, 0], kind="stable")
     if face >= n:
         return None, f"--face {face} asked, but only {n} face(s) found (0 = leftmost)"
     return int(order[face]), ""

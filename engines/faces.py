@@ -88,6 +88,11 @@ class Faces:
     def heights(self) -> np.ndarray:
         return self.boxes[:, 3] - self.boxes[:, 1]
 
+    @property
+    def centres(self) -> np.ndarray:
+        """(n, 2) box centres, x y."""
+        return (self.boxes[:, :2] + self.boxes[:, 2:]) / 2
+
     def with_identities(self, names: list[str | None], similarities: np.ndarray) -> "Faces":
         """A copy with names and similarities set (one per face)."""
         return replace(self, names=list(names), similarities=np.asarray(similarities, np.float32))

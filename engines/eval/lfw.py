@@ -177,8 +177,7 @@ def central_embedding(image: np.ndarray, faces: Faces) -> np.ndarray | None:
     if len(faces) == 0 or faces.embeddings is None:
         return None
     h, w = image.shape[:2]
-    centres = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
-    k = int(np.argmin(np.sum((centres - [w / 2, h / 2]) ** 2, axis=1)))
+    k = int(np.argmin(np.sum((faces.centres - [w / 2, h / 2]) ** 2, axis=1)))
     return faces.embeddings[k].astype(np.float32)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
-from engines.preprocess import centred_in_frame, letterbox_batch
+from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
 from engines.train.labelling import ImageLabels
 from engines.train.targets import iou_matrix
@@ -79,13 +79,10 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
         images, placements = letterbox_batch([frames[i] for i in keep], input_size, max_scale=max_scale)
         out = model(torch.from_numpy(images).to(device), torch.tensor([0.02], device=device),
                     torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
-        boxes, scores, _, emb, count = (t.cpu().numpy() for t in out)
-        for j, i in enumerate(keep):
-            lab, s = chunk[i], placements[j].scale
-            k = int(count[j])
-            det, det_scores, det_emb = boxes[j, :k] / s, scores[j, :k], emb[j, :k]
-            on_frame = centred_in_frame(det, (lab.width, lab.height))  # as the backends keep them
-            det, det_scores, det_emb = det[on_frame], det_scores[on_frame], det_emb[on_frame]
+        per_image = to_faces(RawOutputs(*(t.cpu().numpy() for t in out)), placements)  # as the backends do
+        for faces, i in zip(per_image, keep):
+            lab = chunk[i]
+            det, det_scores, det_emb = faces.boxes, faces.scores, faces.embeddings
             k = len(det)
             size = np.sqrt(np.prod(np.maximum(lab.boxes[:, 2:] - lab.boxes[:, :2], 0), axis=1))
             care = (lab.scores >= POSITIVE_SCORE) & (size >= MIN_EVAL_FACE)
