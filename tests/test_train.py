@@ -299,3 +299,26 @@ def test_teacher_retrieval_counts_faces_nearer_their_own_teacher_than_the_bank()
     r1, r10 = teacher_retrieval(noisy, teacher, bank, 1), teacher_retrieval(noisy, teacher, bank, 10)
     assert 0.0 <= r1 <= r10 <= 1.0
     assert np.isnan(teacher_retrieval(teacher[:0], teacher[:0], bank, 1))
+
+
+def test_split_leaves_images_the_teacher_found_no_face_in_out_of_training_only():
+    from engines.train.dataset import is_validation, split_labels
+
+    def label(name, faces, width=512):
+        return ImageLabels(path=f"/data/{name}", set_name="test", width=width, height=512,
+                           boxes=np.tile(FACE_BOX, (faces, 1)), landmarks=np.tile(FACE_LMK, (faces, 1, 1)),
+                           scores=np.full(faces, 0.99, np.float32), embeddings=np.zeros((faces, 128), np.float32))
+
+    names = [f"img{i}.jpg" for i in range(400)]
+    val_names = [n for n in names if is_validation(n)]
+    train_names = [n for n in names if not is_validation(n)]
+    assert len(val_names) >= 4 and len(train_names) >= 4
+    # every fourth image has no teacher face, one more is unreadable (width 0)
+    labels = [label(n, 0 if i % 4 == 0 else 1) for i, n in enumerate(names)] + [label("broken.jpg", 1, width=0)]
+    split = split_labels(labels, val_images=3)
+    expected_train = [n for i, n in enumerate(names) if not is_validation(n) and i % 4]
+    assert [l.path.rsplit("/", 1)[1] for l in split.train] == expected_train
+    assert split.teacher_missed == len(train_names) - len(expected_train) > 0
+    # validation keeps its faceless images (its figures stay comparable), first N in order
+    assert [l.path.rsplit("/", 1)[1] for l in split.validation] == val_names[:3]
+    assert "broken.jpg" not in {l.path.rsplit("/", 1)[1] for l in split.train + split.validation}

@@ -18,7 +18,7 @@ from engines.model.config import SHIPPED_CONFIG, get_config
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, widen_state
 from engines.train.augment import AugmentSettings
-from engines.train.dataset import FaceDataset, centred_teacher, collate, is_validation, mimic_eligible
+from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, mimic_loss, relation_loss
@@ -162,12 +162,12 @@ def train(s: TrainSettings) -> dict:
     device = pick_device(s.device)
     cfg = get_config(s.config)
     labels = load_labels(Path(s.labels_dir), s.sets, {k: Path(v) for k, v in s.data_roots.items()} or None)
-    labels = [l for l in labels if l.width > 0]
-    train_labels = [l for l in labels if not is_validation(l.path)]
-    val_labels = [l for l in labels if is_validation(l.path)][: s.val_images]
+    split = split_labels(labels, s.val_images)
+    train_labels, val_labels = split.train, split.validation
     if not train_labels:
-        raise ValueError(f"no labelled images under {s.labels_dir}; run `main.py label` first")
-    log.info("training on %d images, validating on %d (device %s)", len(train_labels), len(val_labels), device)
+        raise ValueError(f"no labelled images with faces under {s.labels_dir}; run `main.py label` first")
+    log.info("training on %d images (%d left out: the teacher found no face), validating on %d (device %s)",
+             len(train_labels), split.teacher_missed, len(val_labels), device)
 
     # dlib descriptors share a large common component (different people score cos ~0.85),
     # so the student mimics them centred: the identity-bearing part dominates the loss.
