@@ -319,6 +319,9 @@ def test_split_leaves_images_the_teacher_found_no_face_in_out_of_training_only()
     expected_train = [n for i, n in enumerate(names) if not is_validation(n) and i % 4]
     assert [l.path.rsplit("/", 1)[1] for l in split.train] == expected_train
     assert split.teacher_missed == len(train_names) - len(expected_train) > 0
-    # validation keeps its faceless images (its figures stay comparable), first N in order
-    assert [l.path.rsplit("/", 1)[1] for l in split.validation] == val_names[:3]
+    assert [l.path.rsplit("/", 1)[1] for l in split.validation] == val_names[:3]  # the first N, in order
+    # validation keeps its faceless images, so its figures stay comparable
+    everything = split_labels(labels, val_images=len(names))
+    assert [l.path.rsplit("/", 1)[1] for l in everything.validation] == val_names
+    assert any(len(l.boxes) == 0 for l in everything.validation)
     assert "broken.jpg" not in {l.path.rsplit("/", 1)[1] for l in split.train + split.validation}
