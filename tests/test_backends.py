@@ -24,13 +24,20 @@ def _frames():
     return [np.clip(f + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8) for f in frames]
 
 
-def spread_weights(config: str, path):
-    """Seeded weights whose scores differ between anchors (a fresh init scores all alike)."""
+def spread_weights(config: str, path, start_from: str | None = None):
+    """Seeded weights whose scores differ between anchors (a fresh init scores all alike),
+    from the shipped weights of `start_from` (a configuration of the same layout) if given."""
     import torch
 
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
     from engines.model.weights import load_model
 
-    model, _ = load_model(config)
+    model, _ = load_model(start_from or config)
+    if start_from:
+        state = model.state_dict()
+        model = Uniface(get_config(config))
+        model.load_state_dict(state)
     gen = torch.Generator().manual_seed(1)
     # batch-norm statistics from a few images keep deep activations alive (a fresh init
     # with unit running variance lets them fade to a constant)
@@ -50,10 +57,10 @@ def spread_weights(config: str, path):
     return path
 
 
-@pytest.mark.parametrize("config", ["tiny", SHIPPED_CONFIG])
-def test_torch_and_onnxruntime_agree(config, cache_dir, tmp_path):
+@pytest.mark.parametrize("config, start_from", [("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", "wide")])
+def test_torch_and_onnxruntime_agree(config, start_from, cache_dir, tmp_path):
     frames = _frames()
-    weights = spread_weights(config, tmp_path / "w.pt")
+    weights = spread_weights(config, tmp_path / "w.pt", start_from)
     ort_engine = OnnxRuntimeBackend(config=config, weights=weights, cache_dir=cache_dir)
     torch_engine = TorchBackend(config=config, weights=weights)
     assert not ort_engine.info.random_weights

@@ -6,7 +6,9 @@ import torch
 from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
-from engines.model.config import PROD, TINY, WIDE, WIDER, get_config
+import dataclasses
+
+from engines.model.config import PROD, TINY, WIDE, WIDE_ROI32, WIDE_TD, WIDER, get_config
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
 from engines.model.roi import roi_align, stack_feature_maps
@@ -30,7 +32,7 @@ def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, iou_threshold: f
     return kept
 
 
-@pytest.mark.parametrize("cfg", [TINY, PROD, WIDE, WIDER], ids=["tiny", "prod", "wide", "wider"])
+@pytest.mark.parametrize("cfg", [TINY, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32], ids=lambda c: c.name)
 def test_output_shapes_and_contract(cfg):
     model = Uniface(cfg).eval()
     w, h = cfg.input_size
@@ -46,6 +48,19 @@ def test_output_shapes_and_contract(cfg):
     assert torch.all(emb[:, 3:] == 0) and torch.all(scores[:, 3:] == 0)
     assert torch.all(scores[:, :-1] >= scores[:, 1:])
     assert torch.all(boxes[..., 0::2] <= w) and torch.all(boxes[..., 1::2] <= h) and torch.all(boxes >= 0)
+
+
+def test_finer_rois_are_pooled_back_to_the_same_feature_layout():
+    assert (WIDE_ROI32.face_roi, WIDE_ROI32.landmark_roi) == (2 * WIDE.face_roi, 2 * WIDE.landmark_roi)
+    coarse, fine = Uniface(WIDE).attention, Uniface(WIDE_ROI32).attention
+    assert {k: v.shape for k, v in coarse.state_dict().items()} == {k: v.shape for k, v in fine.state_dict().items()}
+    face = torch.randn(3, WIDE.fr_channels, 32, 32)
+    assert fine.face(face).shape == coarse.face(face[:, :, ::2, ::2]).shape == (3, 512)
+    assert fine.parts[0](face[:, :, :16, :16]).shape == (3, 128)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        dataclasses.replace(WIDE_ROI32, landmark_roi=12)
+    with pytest.raises(ValueError, match="512/128"):
+        dataclasses.replace(WIDE, face_roi=32)  # finer without the pool: 2048-D
 
 
 def test_head_outputs_per_anchor():

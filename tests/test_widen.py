@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from engines.model.config import PROD, TINY, WIDE, WIDER, StageSpec
+from engines.model.config import PROD, TINY, WIDE, WIDE_TD, WIDER, StageSpec
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, widen_state
 from engines.train.loop import init_state
@@ -77,9 +77,27 @@ def test_init_state_widens_a_narrower_checkpoint_and_keeps_a_matching_one(tmp_pa
     wide.load_state_dict(state)  # shapes fit
 
 
+def test_init_state_starts_finer_rois_from_a_coarser_checkpoint_as_it_is(tmp_path):
+    narrow = _trained_tiny()
+    path = tmp_path / "tiny.pt"
+    torch.save({"config": "tiny", "state_dict": narrow.state_dict()}, path)
+    fine_cfg = dataclasses.replace(TINY, name="tiny-roi16", face_roi=16, landmark_roi=16, branch_pool=2)
+    fine = Uniface(fine_cfg)
+    state = init_state(path, fine_cfg, fine)
+    assert all(torch.equal(state[k], v) for k, v in narrow.state_dict().items())
+    fine.load_state_dict(state)
+    fine.eval()
+    images = torch.randint(0, 256, (1, 128, 160, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        (a_heads, a), (b_heads, b) = _heads_and_embeddings(narrow, images), _heads_and_embeddings(fine, images)
+    torch.testing.assert_close(b_heads.fr, a_heads.fr)  # only the sampling of the regions differs
+    assert torch.allclose(b.norm(dim=1), torch.ones(2)) and not torch.allclose(a, b)
+
+
 def test_only_wider_layers_can_be_widened_into():
     check_widenable(PROD, WIDE)
     check_widenable(WIDE, WIDER)
+    check_widenable(WIDE, WIDE_TD)
     with pytest.raises(ValueError, match="narrower"):
         check_widenable(WIDE, PROD)
     with pytest.raises(ValueError, match="narrower"):

@@ -1,5 +1,6 @@
 """Named network configurations: `wide` (the shipped model), `prod` (the narrower network it
-was widened from), `wider` (a wider experiment, widened from `wide`) and `tiny` (tests)."""
+was widened from), `wider`, `wide_td` and `wide_roi32` (experiments started from `wide`) and
+`tiny` (tests)."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,9 @@ class UnifaceConfig:
     face_branch: tuple[int, int]  # channels of the face branch's two conv stages
     landmark_branch: tuple[int, int]  # channels of each landmark branch's two conv stages
     landmark_region_scale: float = 0.45  # side of a landmark region, x the face box size
+    # average pool after the branches' two conv-ReLU-pool stages: lets finer ROIs keep the
+    # 512/128-D features (and so the weights) of a coarser configuration
+    branch_pool: int = 1
     max_faces: int = 64  # K: faces kept per image after NMS
     pre_nms_topk: int = 300
     nms_iou: float = 0.4
@@ -51,9 +55,13 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: need at least 4 bottom-up levels, got {levels}")
         if len(self.anchor_sizes) != levels:
             raise ValueError(f"{self.name}: {levels} levels but {len(self.anchor_sizes)} anchor size lists")
-        # Face branch: 2 pools of 2 -> (face_roi/4)^2 cells x face_branch[1] channels = 512.
-        face_dim = self.face_branch[1] * (self.face_roi // 4) ** 2
-        lmk_dim = self.landmark_branch[1] * (self.landmark_roi // 4) ** 2
+        # Face branch: 2 pools of 2 (and branch_pool) -> (face_roi/4/branch_pool)^2 cells
+        # x face_branch[1] channels = 512.
+        cell = 4 * self.branch_pool
+        if self.face_roi % cell or self.landmark_roi % cell:
+            raise ValueError(f"{self.name}: ROI sizes {self.face_roi}/{self.landmark_roi} must be multiples of {cell}")
+        face_dim = self.face_branch[1] * (self.face_roi // cell) ** 2
+        lmk_dim = self.landmark_branch[1] * (self.landmark_roi // cell) ** 2
         if face_dim != 512 or lmk_dim != 128:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
         w, h = self.input_size
@@ -123,7 +131,16 @@ TINY = UnifaceConfig(
 WIDER = dataclasses.replace(WIDE, name="wider", stages=(
     StageSpec(32, 2), StageSpec(96, 2), StageSpec(192, 3), StageSpec(256, 2), StageSpec(256, 1), StageSpec(256, 1)))
 
-CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, TINY)}
+# WIDE with the top-down pathway twice as wide (F_r unchanged): every level reaches F_r
+# through 128 channels instead of 64. Widened from WIDE's weights.
+WIDE_TD = dataclasses.replace(WIDE, name="wide_td", td_channels=128)
+
+# WIDE with the landmark-attention regions sampled twice as finely (face 32x32, landmarks
+# 16x16; the paper's 48 and 14), average-pooled back to WIDE's feature layout after the two
+# stages, so WIDE's weights load as they are (a warm start: the branches see finer samples).
+WIDE_ROI32 = dataclasses.replace(WIDE, name="wide_roi32", face_roi=32, landmark_roi=16, branch_pool=2)
+
+CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, TINY)}
 SHIPPED_CONFIG = WIDE.name  # the configuration of the committed weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

@@ -89,16 +89,18 @@ class DetectionHead(nn.Module):
 
 
 class RegionBranch(nn.Module):
-    """Two conv-ReLU-pool stages (separable convs) over a pooled region, flattened."""
+    """Two conv-ReLU-pool stages (separable convs) over a pooled region, average-pooled by
+    `pool` (1: not at all), flattened."""
 
-    def __init__(self, cin: int, channels: tuple[int, int]):
+    def __init__(self, cin: int, channels: tuple[int, int], pool: int = 1):
         super().__init__()
         c1, c2 = channels
         self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2))
         self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2))
+        self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stage2(self.stage1(x)).flatten(1)
+        return self.pool(self.stage2(self.stage1(x))).flatten(1)
 
 
 class LandmarkAttention(nn.Module):
@@ -107,8 +109,9 @@ class LandmarkAttention(nn.Module):
     def __init__(self, cfg: UnifaceConfig):
         super().__init__()
         self.cfg = cfg
-        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch)
-        self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch) for _ in range(4))
+        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool)
+        self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool)
+                                   for _ in range(4))
         self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
 
     def regions(self, boxes: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,11 @@ def check_widenable(narrow: UnifaceConfig, wide: UnifaceConfig) -> None:
         raise ValueError(f"cannot widen {narrow.name!r} into {wide.name!r}: some layer is narrower")
 
 
+def same_layout(state: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts have the same tensor names and shapes (one loads into the other)."""
+    return state.keys() == other.keys() and all(state[k].shape == other[k].shape for k in state)
+
+
 def widen_state(narrow_state: dict[str, torch.Tensor], wide_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state dict for the wide network: the narrow weights in the leading slice of every
     tensor, the wide network's own initialisation elsewhere, and zero for every weight

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from engines.model.config import SHIPPED_CONFIG, get_config
 from engines.model.network import Uniface
-from engines.model.widen import check_widenable, widen_state
+from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
@@ -141,12 +141,16 @@ def teacher_bank(labels, centre: np.ndarray) -> np.ndarray:
 
 
 def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
-    """The weights to start from: a checkpoint of this configuration as it is, or one of a
-    narrower configuration widened so that the network computes what it did."""
+    """The weights to start from: a checkpoint of this configuration, or of another whose
+    tensors all have this network's shapes (a warm start, e.g. finer ROIs), as it is; or one
+    of a narrower configuration widened so that the network computes what it did."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state = ckpt.get("state_dict", ckpt)
     source = ckpt.get("config", cfg.name)
     if source == cfg.name:
+        return state
+    if same_layout(state, model.state_dict()):
+        log.info("starting %s from %s's weights (%s): every tensor has the same shape", cfg.name, source, path)
         return state
     check_widenable(get_config(source), cfg)
     log.info("widening %s weights from %s into %s", source, path, cfg.name)
