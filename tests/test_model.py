@@ -1,4 +1,6 @@
-"""The network: shapes for both configs, anchors, box coding, NMS, ROI sampling."""
+"""The network: shapes for every config, anchors, box coding, NMS, ROI sampling."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -6,8 +8,6 @@ import torch
 from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
-import dataclasses
-
 from engines.model.config import PROD, TINY, WIDE, WIDE_ROI32, WIDE_TD, WIDER, get_config
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
