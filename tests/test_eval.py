@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.eval.lfw import best_threshold, limit_pairs, read_pairs, ten_fold
+from engines.eval.lfw import TiltedReader, best_threshold, limit_pairs, read_pairs, ten_fold, tilt_sign, turn_image
 from engines.eval.widerface import (
     GroundTruth,
     average_precision,
@@ -218,6 +218,39 @@ def test_eval_lfw_limit_json_and_cache(capsys, tmp_path):
     # the human-readable report states how missing faces are counted
     code, out, _ = _run_cli(capsys, *argv[:-2], "--quiet")
     assert "accuracy  100.00% ± 0.00" in out and "count as 'different'" in out
+
+
+def test_turned_images_keep_their_centre_and_each_file_one_direction(tmp_path):
+    image = np.zeros((101, 101, 3), np.uint8)
+    image[50, 80] = 255  # right of the centre
+    up = turn_image(image, 90)  # counter-clockwise: the dot goes above the centre
+    y, x = np.unravel_index(np.argmax(up[..., 0]), up.shape[:2])
+    assert (abs(int(y) - 20), abs(int(x) - 50)) <= (1, 1) and up.shape == image.shape
+    names = [f"Someone_{i:04d}.jpg" for i in range(1, 41)]
+    signs = [tilt_sign(f"/anywhere/{n}") for n in names]
+    assert set(signs) == {-1, 1} and signs == [tilt_sign(f"/elsewhere/{n}") for n in names]
+    path = tmp_path / names[0]
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
+    photo = cv2.imread(str(path))
+    assert np.array_equal(TiltedReader(0)(str(path)), photo)
+    assert np.array_equal(TiltedReader(20)(str(path)), turn_image(photo, 20 * signs[0]))
+    assert TiltedReader(20)(str(tmp_path / "missing.jpg")) is None
+
+
+def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNISIGHT_CACHE", str(tmp_path / "cache"))
+    lfw = _tiny_lfw(tmp_path)
+    base = ["eval", "lfw", "--data", str(lfw), "--limit", "2", "--workers", "1", "--json", "--quiet"]
+    code, out, err = _run_cli(capsys, *base)
+    assert code == 0, err
+    upright = json.loads(out)
+    code, out, err = _run_cli(capsys, *base, "--tilt", "25")
+    assert code == 0, err
+    tilted = json.loads(out)
+    assert upright["tilt"] == 0 and tilted["tilt"] == 25 and tilted["images"] == upright["images"] > 0
+    assert tilted["seconds"] > 0 and tilted["cache"] != upright["cache"] and "tilt25" in tilted["cache"]
+    code, _, err = _run_cli(capsys, *base, "--tilt", "200")
+    assert code == 2 and "--tilt" in err
 
 
 def test_eval_lfw_bad_data_is_a_user_error(capsys, tmp_path):

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from engines.faces import EMBEDDING_DIM, Faces
 EngineFactory = Callable[[], FaceEngine]
 # (image, faces) -> something small to send back from a worker
 Reducer = Callable[[np.ndarray, Faces], object]
+ImageReader = Callable[[str], "np.ndarray | None"]
 
 
 @dataclass(slots=True)
@@ -196,13 +198,46 @@ def _init_worker(make_engine: EngineFactory) -> None:
     _worker_engine = make_engine()
 
 
-def _infer_chunk(task: tuple[list[str], float | None, Reducer]) -> list[object]:
-    paths, threshold, reduce = task
-    return _infer_with(_worker_engine, paths, threshold, reduce)
+def read_colour(path: str) -> np.ndarray | None:
+    """An image file as BGR (None: unreadable)."""
+    return cv2.imread(path, cv2.IMREAD_COLOR)
 
 
-def _infer_with(engine: FaceEngine, paths: Sequence[str], threshold: float | None, reduce: Reducer) -> list[object]:
-    images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in paths]
+@dataclass(frozen=True)
+class TiltedReader:
+    """Reads an image turned about its centre by +degrees or -degrees, the sign fixed by the
+    file name (so about half of the pairs differ by twice the angle); the corners black."""
+
+    degrees: float
+
+    def __call__(self, path: str) -> np.ndarray | None:
+        image = read_colour(path)
+        if image is None or not self.degrees:
+            return image
+        return turn_image(image, tilt_sign(path) * self.degrees)
+
+
+def tilt_sign(path: str) -> int:
+    """+1 or -1 for a file, from its name alone (the same on every machine and run)."""
+    return 1 if zlib.crc32(Path(path).name.encode()) % 2 else -1
+
+
+def turn_image(image: np.ndarray, degrees: float) -> np.ndarray:
+    """The image turned counter-clockwise by `degrees` about its centre, same size, black corners."""
+    h, w = image.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def _infer_chunk(task: tuple[list[str], float | None, Reducer, ImageReader]) -> list[object]:
+    paths, threshold, reduce, read = task
+    return _infer_with(_worker_engine, paths, threshold, reduce, read)
+
+
+def _infer_with(
+    engine: FaceEngine, paths: Sequence[str], threshold: float | None, reduce: Reducer, read: ImageReader = read_colour
+) -> list[object]:
+    images = [read(p) for p in paths]
     readable = [im for im in images if im is not None]
     faces = iter(engine.infer(readable, score_threshold=threshold) if readable else [])
     return [None if im is None else reduce(im, next(faces)) for im in images]
@@ -216,21 +251,23 @@ def infer_files(
     batch_size: int = 4,
     score_threshold: float | None = None,
     engine: FaceEngine | None = None,
+    read: ImageReader = read_colour,
 ) -> Iterator[object]:
     """reduce(image, faces) for each image file, in order (None for unreadable files).
 
     workers > 1: that many spawned processes, each with its own engine from make_engine
     (picklable) and one torch thread. workers == 1: `engine` (or make_engine()) in this process.
+    read: path -> BGR image or None (picklable).
     """
     chunks = [list(paths[i : i + batch_size]) for i in range(0, len(paths), batch_size)]
     if workers <= 1:
         engine = engine or make_engine()
         for chunk in chunks:
-            yield from _infer_with(engine, chunk, score_threshold, reduce)
+            yield from _infer_with(engine, chunk, score_threshold, reduce, read)
         return
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(make_engine,)) as pool:
-        for result in pool.imap(_infer_chunk, [(c, score_threshold, reduce) for c in chunks]):
+        for result in pool.imap(_infer_chunk, [(c, score_threshold, reduce, read) for c in chunks]):
             yield from result
 
 
@@ -284,11 +321,14 @@ def evaluate_lfw(
     workers: int = 2,
     progress: bool = True,
     save_every: int = 500,
+    tilt: float = 0.0,
 ) -> LfwResult:
     """Run the 10-fold protocol on data_dir/pairs.txt with `engine` (or `workers` copies of it).
 
     cache_file: where embeddings per image are kept between runs (None: no cache).
     limit: only `limit` pairs per fold (half matched, half mismatched), for quick checks.
+    tilt: turn every image by this many degrees, one way or the other (`TiltedReader`);
+    the cache file must be one for that tilt.
     """
     from tqdm import tqdm
 
@@ -309,7 +349,8 @@ def evaluate_lfw(
     start = time.monotonic()
     if todo:
         stream = infer_files(
-            [str(root / n) for n in todo], make_engine, central_embedding, workers=workers, engine=engine
+            [str(root / n) for n in todo], make_engine, central_embedding, workers=workers, engine=engine,
+            read=TiltedReader(tilt),
         )
         bar = tqdm(total=len(todo), desc="LFW embeddings", unit="img", disable=not progress, dynamic_ncols=True)
         try:

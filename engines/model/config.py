@@ -40,6 +40,10 @@ class UnifaceConfig:
     # average pool after the branches' two conv-ReLU-pool stages: lets finer ROIs keep the
     # 512/128-D features (and so the weights) of a coarser configuration
     branch_pool: int = 1
+    # Landmark-aligned regions (engines.model.alignment): the 5 template landmarks in face-frame
+    # units (face region [0, 1] x [0, face_aspect]); None samples axis-aligned boxes.
+    face_template: tuple[tuple[float, float], ...] | None = None
+    face_aspect: float = 1.0
     max_faces: int = 64  # K: faces kept per image after NMS
     pre_nms_topk: int = 300
     nms_iou: float = 0.4
@@ -64,6 +68,8 @@ class UnifaceConfig:
         lmk_dim = self.landmark_branch[1] * (self.landmark_roi // cell) ** 2
         if face_dim != 512 or lmk_dim != 128:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
+        if self.face_template is not None and len(self.face_template) != 5:
+            raise ValueError(f"{self.name}: a face template has 5 landmarks, got {len(self.face_template)}")
         w, h = self.input_size
         if w % 32 or h % 32:
             raise ValueError(f"{self.name}: input size {self.input_size} must be multiples of 32")
@@ -140,7 +146,13 @@ WIDE_TD = dataclasses.replace(WIDE, name="wide_td", td_channels=128)
 # stages, so WIDE's weights load as they are (a warm start: the branches see finer samples).
 WIDE_ROI32 = dataclasses.replace(WIDE, name="wide_roi32", face_roi=32, landmark_roi=16, branch_pool=2)
 
-CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, TINY)}
+# WIDE with landmark-aligned regions: the face and landmark regions are turned and scaled
+# with a similarity fitted to the 5 landmarks, as the teacher's chip is. The template is the
+# mean teacher face in its box (`scripts/face_template.py` over the label cache), so an
+# upright average face is sampled where WIDE samples it and WIDE's weights load as they are.
+WIDE_ALIGNED = dataclasses.replace(WIDE, name="wide_aligned", face_template=((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8)), face_aspect=1.2)
+
+CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, TINY)}
 SHIPPED_CONFIG = WIDE.name  # the configuration of the committed weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

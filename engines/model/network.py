@@ -13,11 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.model.alignment import fit_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
 from engines.model.layers import ConvBNReLU, SeparableConv
 from engines.model.nms import cluster_nms
-from engines.model.roi import roi_align, stack_feature_maps
+from engines.model.roi import roi_align, sample_frames, stack_feature_maps
 
 OUTPUTS_PER_ANCHOR = 2 + 4 + 10  # class logits, box offsets, landmark offsets
 PIXEL_MEAN, PIXEL_SCALE = 127.5, 1 / 128.0
@@ -113,12 +114,19 @@ class LandmarkAttention(nn.Module):
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool)
                                    for _ in range(4))
         self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
+        template = torch.tensor(cfg.face_template or [[0.0, 0.0]] * 5, dtype=torch.float32)
+        self.register_buffer("face_template", template, persistent=False)
+
+    @staticmethod
+    def landmark_centres(landmarks: torch.Tensor) -> torch.Tensor:
+        """Centres (R, 4, 2) of the left eye, right eye, nose and mouth regions."""
+        return torch.stack(
+            [landmarks[:, 0], landmarks[:, 1], landmarks[:, 2], (landmarks[:, 3] + landmarks[:, 4]) / 2], dim=1
+        )
 
     def regions(self, boxes: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
         """Square regions (R, 4, 4) around left eye, right eye, nose and mouth centre."""
-        centres = torch.stack(
-            [landmarks[:, 0], landmarks[:, 1], landmarks[:, 2], (landmarks[:, 3] + landmarks[:, 4]) / 2], dim=1
-        )
+        centres = self.landmark_centres(landmarks)
         wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1.0)
         half = (self.cfg.landmark_region_scale / 2) * torch.sqrt(wh[:, 0] * wh[:, 1])
         half = half[:, None, None]
@@ -128,13 +136,27 @@ class LandmarkAttention(nn.Module):
         """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels."""
         cfg = self.cfg
         r = boxes.shape[0]
-        face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4)
-        regions = self.regions(boxes, landmarks).reshape(-1, 4)
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
-        parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride=4)
+        if cfg.face_template is None:
+            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4)
+            regions = self.regions(boxes, landmarks).reshape(-1, 4)
+            parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride=4)
+        else:
+            origin, axis_u, axis_v = fit_frames(landmarks, self.face_template)
+            face = sample_frames(fr_stacked, fr_height, origin, axis_u, cfg.face_aspect * axis_v, batch_index,
+                                 cfg.face_roi, stride=4)
+            parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
         parts = parts.reshape(r, 4, *parts.shape[1:])
         feats = [self.face(face)] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
         return F.normalize(self.project(torch.cat(feats, dim=1)), dim=1)
+
+    def aligned_parts(self, fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index) -> torch.Tensor:
+        """The 4 landmark regions of each face, turned with its fitted frame -> (R*4, C, s, s)."""
+        # as wide as the box-mode regions (scale x sqrt(box area)) on the template's face
+        side = self.cfg.landmark_region_scale * self.cfg.face_aspect ** 0.5
+        origin, u, v = landmark_frames(self.landmark_centres(landmarks), axis_u, axis_v, side)
+        return sample_frames(fr_stacked, fr_height, origin.reshape(-1, 2), u.reshape(-1, 2), v.reshape(-1, 2),
+                             part_index, self.cfg.landmark_roi, stride=4)
 
 
 class Uniface(nn.Module):

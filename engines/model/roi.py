@@ -51,3 +51,37 @@ def roi_align(
     if sampling > 1:
         sampled = F.avg_pool2d(sampled, sampling)
     return sampled
+
+
+def sample_frames(
+    stacked: torch.Tensor,
+    image_height: torch.Tensor | int,
+    origin: torch.Tensor,
+    axis_u: torch.Tensor,
+    axis_v: torch.Tensor,
+    batch_index: torch.Tensor,
+    size: int,
+    stride: int,
+    sampling: int = 2,
+) -> torch.Tensor:
+    """Sample each frame (origin, axis_u, axis_v: (R, 2) in input pixels; the region is
+    origin + u * axis_u + v * axis_v for u, v in [0, 1]) of a stacked map -> (R, C, size, size).
+
+    `roi_align` for regions that may be turned: output row i follows axis_v, column j axis_u.
+    An axis-aligned box is origin (x1, y1), axis_u (x2 - x1, 0), axis_v (0, y2 - y1).
+    """
+    r = origin.shape[0]
+    _, c, total_h, total_w = stacked.shape
+    n_samples = size * sampling
+    steps = (torch.arange(n_samples, dtype=origin.dtype, device=origin.device) + 0.5) / n_samples
+    points = (origin[:, None, None, :] + steps[None, None, :, None] * axis_u[:, None, None, :]
+              + steps[None, :, None, None] * axis_v[:, None, None, :])  # (R, S rows, S cols, 2)
+    fx = points[..., 0] / stride - 0.5
+    fy = points[..., 1] / stride - 0.5 + batch_index.to(origin.dtype)[:, None, None] * (image_height + 1)
+    grid = torch.stack([(2 * fx + 1) / total_w - 1, (2 * fy + 1) / total_h - 1], dim=-1)
+    sampled = F.grid_sample(stacked, grid.reshape(1, r * n_samples, n_samples, 2), mode="bilinear",
+                            padding_mode="zeros", align_corners=False)
+    sampled = sampled.reshape(c, r, n_samples, n_samples).permute(1, 0, 2, 3)
+    if sampling > 1:
+        sampled = F.avg_pool2d(sampled, sampling)
+    return sampled
