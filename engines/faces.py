@@ -7,6 +7,7 @@ import numpy as np
 
 EMBEDDING_DIM = 128
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+FLIP_ORDER = [1, 0, 2, 4, 3]  # left/right eye and mouth corners swap in a mirror image
 
 
 @dataclass(slots=True)

@@ -98,6 +98,10 @@ def test_measure_template_recovers_the_mean_face_in_its_box():
     got, aspect = measure_template(boxes, landmarks)
     np.testing.assert_allclose(got, template, atol=1e-9)
     assert aspect == pytest.approx(1.2)
+    # a lopsided mean face comes out symmetric: the mean of it and its mirror image
+    lopsided = template + [0.04, 0.0]
+    got, _ = measure_template(boxes, boxes[:, None, :2] + lopsided[None] * width[:, None, None])
+    np.testing.assert_allclose(got, template, atol=1e-9)
     with pytest.raises(ValueError, match="no boxes"):
         measure_template(np.zeros((1, 4)), np.zeros((1, 5, 2)))
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from engines.faces import FLIP_ORDER
+
 
 def fit_frames(landmarks: torch.Tensor, template: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Least-squares similarity from the template (5, 2) onto each face's landmarks (R, 5, 2).
@@ -50,10 +52,12 @@ def landmark_frames(
 
 def measure_template(boxes: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, float]:
     """The mean face in box units: landmarks (n, 5, 2) relative to their boxes (n, 4), both
-    coordinates divided by the box width, averaged; and the mean box height / width.
+    coordinates divided by the box width, averaged with their mirror images; and the mean
+    box height / width.
 
     With this template the fitted frame of an upright, average face is its box, so a model
-    trained on boxes starts from where it was.
+    trained on boxes starts from where it was. Averaging in the mirror images makes it
+    left-right symmetric, so that a flipped face's frame is the flipped frame.
     """
     boxes = np.asarray(boxes, np.float64)
     landmarks = np.asarray(landmarks, np.float64)
@@ -63,4 +67,6 @@ def measure_template(boxes: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarr
     if not keep.any():
         raise ValueError("no boxes to measure a face template from")
     rel = (landmarks[keep] - boxes[keep, None, :2]) / width[keep, None, None]
-    return rel.mean(0), float((height[keep] / width[keep]).mean())
+    mirrored = rel[:, FLIP_ORDER].copy()
+    mirrored[..., 0] = 1 - mirrored[..., 0]
+    return (rel.mean(0) + mirrored.mean(0)) / 2, float((height[keep] / width[keep]).mean())

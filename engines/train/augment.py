@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-FLIP_ORDER = [1, 0, 2, 4, 3]  # left/right eye and mouth corners swap in a mirror image
+from engines.faces import FLIP_ORDER
 
 
 @dataclass(slots=True)
