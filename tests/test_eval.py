@@ -248,7 +248,12 @@ def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, mon
     assert code == 0, err
     tilted = json.loads(out)
     assert upright["tilt"] == 0 and tilted["tilt"] == 25 and tilted["images"] == upright["images"] > 0
-    assert tilted["seconds"] > 0 and tilted["cache"] != upright["cache"] and "tilt25" in tilted["cache"]
+    assert tilted["cache"] != upright["cache"] and "tilt25" in tilted["cache"]
+    # the turned photos were embedded anew: same names, other embeddings
+    with np.load(upright["cache"]) as a, np.load(tilted["cache"]) as b:
+        assert a["names"].tolist() == b["names"].tolist() and a["found"].all() and b["found"].all()
+        cosines = np.sum(a["embeddings"] * b["embeddings"], axis=1)
+        assert np.all(cosines < 0.999) and np.all(cosines > 0.0)
     code, _, err = _run_cli(capsys, *base, "--tilt", "200")
     assert code == 2 and "--tilt" in err
 
