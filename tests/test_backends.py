@@ -57,7 +57,8 @@ def spread_weights(config: str, path, start_from: str | None = None):
     return path
 
 
-@pytest.mark.parametrize("config, start_from", [("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", "wide"), ("wide_aligned", "wide")])
+@pytest.mark.parametrize("config, start_from", [
+    ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", "wide"), ("wide_aligned", "wide")])
 def test_torch_and_onnxruntime_agree(config, start_from, cache_dir, tmp_path):
     frames = _frames()
     weights = spread_weights(config, tmp_path / "w.pt", start_from)

@@ -148,8 +148,8 @@ WIDE_ROI32 = dataclasses.replace(WIDE, name="wide_roi32", face_roi=32, landmark_
 
 # WIDE with landmark-aligned regions: the face and landmark regions are turned and scaled
 # with a similarity fitted to the 5 landmarks, as the teacher's chip is. The template is the
-# mean teacher face in its box, made symmetric (`scripts/face_template.py` over the labels of
-# the shared sets, `main.py label`: 10,520 faces), so an upright average face is sampled
+# mean teacher face in its box, made symmetric (`main.py label --out DIR` over the shared sets,
+# then `scripts/face_template.py DIR`: 10,520 faces), so an upright average face is sampled
 # about where WIDE samples it and WIDE's weights load as they are.
 WIDE_ALIGNED = dataclasses.replace(
     WIDE, name="wide_aligned",

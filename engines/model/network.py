@@ -114,6 +114,7 @@ class LandmarkAttention(nn.Module):
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool)
                                    for _ in range(4))
         self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
+        # a buffer so it follows the module's device; unused (zeros) when regions follow the box
         template = torch.tensor(cfg.face_template or [[0.0, 0.0]] * 5, dtype=torch.float32)
         self.register_buffer("face_template", template, persistent=False)
 
