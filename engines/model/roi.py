@@ -31,26 +31,11 @@ def roi_align(
     image_height: H of one feature map before stacking. Each output bin averages
     `sampling` x `sampling` bilinear samples, like RoIAlign with that sampling ratio.
     """
-    r = boxes.shape[0]
-    _, c, total_h, total_w = stacked.shape
-    n_samples = size * sampling
-    steps = (torch.arange(n_samples, dtype=boxes.dtype, device=boxes.device) + 0.5) / n_samples
+    steps = _steps(size * sampling, boxes)
     x1, y1, x2, y2 = boxes[:, 0:1], boxes[:, 1:2], boxes[:, 2:3], boxes[:, 3:4]
     xs = x1 + (x2 - x1) * steps  # (R, S) input pixels
     ys = y1 + (y2 - y1) * steps
-    # input pixel -> feature cell coordinate (cell j is centred on (j + 0.5) * stride)
-    fx = xs / stride - 0.5
-    fy = ys / stride - 0.5 + batch_index.to(boxes.dtype)[:, None] * (image_height + 1)
-    gx = (2 * fx + 1) / total_w - 1
-    gy = (2 * fy + 1) / total_h - 1
-    grid = torch.stack(
-        [gx[:, None, :].expand(r, n_samples, n_samples), gy[:, :, None].expand(r, n_samples, n_samples)], dim=-1
-    ).reshape(1, r * n_samples, n_samples, 2)
-    sampled = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    sampled = sampled.reshape(c, r, n_samples, n_samples).permute(1, 0, 2, 3)
-    if sampling > 1:
-        sampled = F.avg_pool2d(sampled, sampling)
-    return sampled
+    return _sample_points(stacked, image_height, xs[:, None, :], ys[:, :, None], batch_index, stride, sampling)
 
 
 def sample_frames(
@@ -70,18 +55,37 @@ def sample_frames(
     `roi_align` for regions that may be turned: output row i follows axis_v, column j axis_u.
     An axis-aligned box is origin (x1, y1), axis_u (x2 - x1, 0), axis_v (0, y2 - y1).
     """
-    r = origin.shape[0]
-    _, c, total_h, total_w = stacked.shape
-    n_samples = size * sampling
-    steps = (torch.arange(n_samples, dtype=origin.dtype, device=origin.device) + 0.5) / n_samples
+    steps = _steps(size * sampling, origin)
     points = (origin[:, None, None, :] + steps[None, None, :, None] * axis_u[:, None, None, :]
               + steps[None, :, None, None] * axis_v[:, None, None, :])  # (R, S rows, S cols, 2)
-    fx = points[..., 0] / stride - 0.5
-    fy = points[..., 1] / stride - 0.5 + batch_index.to(origin.dtype)[:, None, None] * (image_height + 1)
-    grid = torch.stack([(2 * fx + 1) / total_w - 1, (2 * fy + 1) / total_h - 1], dim=-1)
-    sampled = F.grid_sample(stacked, grid.reshape(1, r * n_samples, n_samples, 2), mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
-    sampled = sampled.reshape(c, r, n_samples, n_samples).permute(1, 0, 2, 3)
+    return _sample_points(stacked, image_height, points[..., 0], points[..., 1], batch_index, stride, sampling)
+
+
+def _steps(n_samples: int, like: torch.Tensor) -> torch.Tensor:
+    """Sample positions (n,) in (0, 1): the centres of n equal parts."""
+    return (torch.arange(n_samples, dtype=like.dtype, device=like.device) + 0.5) / n_samples
+
+
+def _sample_points(
+    stacked: torch.Tensor,
+    image_height: torch.Tensor | int,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    batch_index: torch.Tensor,
+    stride: int,
+    sampling: int,
+) -> torch.Tensor:
+    """Bilinear samples of the stacked map at input-pixel points xs, ys (each (R, S, S) or
+    broadcast to it: row, column), averaged over `sampling` x `sampling` blocks."""
+    _, c, total_h, total_w = stacked.shape
+    # input pixel -> feature cell coordinate (cell j is centred on (j + 0.5) * stride)
+    fx = xs / stride - 0.5
+    fy = ys / stride - 0.5 + batch_index.to(xs.dtype)[:, None, None] * (image_height + 1)
+    gx, gy = torch.broadcast_tensors((2 * fx + 1) / total_w - 1, (2 * fy + 1) / total_h - 1)
+    r, rows, cols = gx.shape
+    grid = torch.stack([gx, gy], dim=-1).reshape(1, r * rows, cols, 2)
+    sampled = F.grid_sample(stacked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    sampled = sampled.reshape(c, r, rows, cols).permute(1, 0, 2, 3)
     if sampling > 1:
         sampled = F.avg_pool2d(sampled, sampling)
     return sampled
