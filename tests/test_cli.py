@@ -166,3 +166,7 @@ def test_train_rejects_a_bad_relation_loss_setting_in_one_line(tmp_path):
     assert r.returncode == 2 and "--relation-temp" in r.stderr and "Traceback" not in r.stderr
     r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--letterbox-p", "1.5")
     assert r.returncode == 2 and "--letterbox-p" in r.stderr and "Traceback" not in r.stderr
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--turn-p", "-0.1")
+    assert r.returncode == 2 and "--turn-p" in r.stderr and "Traceback" not in r.stderr
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--turn-degrees", "120")
+    assert r.returncode == 2 and "--turn-degrees" in r.stderr and "Traceback" not in r.stderr

@@ -44,6 +44,10 @@ def register(sub) -> None:
     p.add_argument("--relation-temp", type=float, default=0.05, help="softmax temperature of the relation loss (0.05)")
     p.add_argument("--letterbox-p", type=float, default=0.0,
                    help="share of canvases given black letterbox borders, as small frames get in the product (0)")
+    p.add_argument("--turn-p", type=float, default=0.0,
+                   help="share of training images turned before use, so tilted heads are taught (0)")
+    p.add_argument("--turn-degrees", type=float, default=30.0,
+                   help="largest turn either way, in degrees (30)")
     p.set_defaults(func=run)
 
 
@@ -79,6 +83,10 @@ def run(args) -> int:
         raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
     if not 0 <= args.letterbox_p <= 1:
         raise UserError("--letterbox-p must be between 0 and 1")
+    if not 0 <= args.turn_p <= 1:
+        raise UserError("--turn-p must be between 0 and 1")
+    if not 0 <= args.turn_degrees <= 90:
+        raise UserError("--turn-degrees must be between 0 and 90")
     weights = LossWeights(relation=args.relation_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
@@ -89,6 +97,7 @@ def run(args) -> int:
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
+        turn_p=args.turn_p, turn_degrees=args.turn_degrees,
     )
     try:
         result = train(settings)

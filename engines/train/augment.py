@@ -1,5 +1,5 @@
 """Augmentation that teaches what operators see: small and many faces, cut faces, mirror
-images, bad light, blur, noise and occluders. Works on `Sample`s in canvas pixels."""
+images, tilted heads, bad light, blur, noise and occluders. Works on `Sample`s in canvas pixels."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -75,6 +75,46 @@ def clip_to_canvas(s: Sample, min_face: float, min_mimic_face: float) -> Sample:
     return Sample(s.image, clipped[keep], s.landmarks[keep], s.embeddings[keep], mimic[keep], ignore[keep])
 
 
+def turn(s: Sample, degrees: float, fill: np.ndarray) -> Sample:
+    """The sample turned `degrees` counter-clockwise (as seen) about its image centre, on an
+    image grown to hold all of it, the new corners filled with `fill` (BGR).
+
+    Landmarks turn exactly. Each box moves with its centre and becomes the bounds of the ellipse
+    inscribed in it, turned, because that is how the teacher boxes a turned face: on 60 labelled
+    photos turned 20 / 30 degrees, MTCNN's box has a median IoU of 0.89 / 0.87 with it and the
+    same size within 2% (boxes that keep their size: 0.87 / 0.82; bounds of the turned corners:
+    0.62 / 0.56). Teacher embeddings are kept: dlib describes a chip aligned on the face's own
+    landmarks, and its descriptor of the turned face has a median cosine of 0.99 to the upright
+    one's after centring (at 30 degrees, 10th percentile 0.93; different people: 0.07, see `flip`).
+    """
+    h, w = s.image.shape[:2]
+    rad = np.deg2rad(degrees)
+    c, si = abs(np.cos(rad)), abs(np.sin(rad))
+    nw, nh = int(np.ceil(w * c + h * si)), int(np.ceil(w * si + h * c))
+    # In continuous coordinates (pixel i spans [i, i+1)): p' = A (p - centre) + new centre.
+    a = np.array([[np.cos(rad), np.sin(rad)], [-np.sin(rad), np.cos(rad)]])
+    shift = np.array([nw / 2, nh / 2]) - a @ np.array([w / 2, h / 2])
+    # cv2 samples at pixel indices (continuous - 0.5).
+    index_matrix = np.hstack([a, (shift + a @ [0.5, 0.5] - 0.5)[:, None]])
+    image = cv2.warpAffine(s.image, index_matrix, (nw, nh), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(int(v) for v in fill))
+    a32, shift32 = a.astype(np.float32), shift.astype(np.float32)
+    landmarks = s.landmarks @ a32.T + shift32
+    centres = (s.boxes[:, :2] + s.boxes[:, 2:]) / 2 @ a32.T + shift32
+    half = (s.boxes[:, 2:] - s.boxes[:, :2]) / 2
+    # half-sides of the bounds of the box's inscribed ellipse, turned
+    half = np.sqrt(half**2 @ np.array([[c * c, si * si], [si * si, c * c]], np.float32))
+    boxes = np.concatenate([centres - half, centres + half], axis=1).reshape(-1, 4)
+    return replace(s, image=image, boxes=boxes.astype(np.float32), landmarks=landmarks.astype(np.float32))
+
+
+def maybe_turn(s: Sample, rng: np.random.Generator, p: float, max_degrees: float, fill: np.ndarray) -> Sample:
+    """With probability `p`, `turn` by an angle drawn uniformly in +-`max_degrees`."""
+    if p <= 0 or rng.random() >= p:
+        return s
+    return turn(s, float(rng.uniform(-max_degrees, max_degrees)), fill)
+
+
 def flip(s: Sample) -> Sample:
     """Mirror image; landmark order swapped. Mirrored faces keep their teacher target: on 40
     LFW training photos dlib's descriptor of the mirror image has cosine 0.946 to the
@@ -126,6 +166,8 @@ class AugmentSettings:
     min_face: float = 6.0  # smaller faces are ignored (neither face nor background)
     min_mimic_face: float = 28.0  # smaller faces get no embedding target
     letterbox_p: float = 0.0  # share of canvases given the exact black borders of a letterboxed small frame
+    turn_p: float = 0.0  # share of source images turned (`turn`) before they are placed
+    turn_degrees: float = 30.0  # largest turn, either way
 
 
 def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSettings,
@@ -136,9 +178,12 @@ def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSetting
     """
     W, H = cfg.canvas
     canvas = np.empty((H, W, 3), np.uint8)
-    canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+    colour = rng.integers(0, 256, 3, dtype=np.uint8)
+    canvas[:] = colour
     if mosaic is None:
         mosaic = rng.random() < cfg.mosaic_p
+    if cfg.turn_p > 0:
+        samples = [maybe_turn(s, rng, cfg.turn_p, cfg.turn_degrees, colour) for s in samples[: 4 if mosaic else 1]]
     if len(samples) >= 4 and mosaic:
         cx, cy = int(W * rng.uniform(0.3, 0.7)), int(H * rng.uniform(0.3, 0.7))
         cells = [(0, 0, cx, cy), (cx, 0, W, cy), (0, cy, cx, H), (cx, cy, W, H)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch.utils.data import Dataset
 
-from engines.train.augment import Sample, clip_to_canvas, finish, place
+from engines.train.augment import Sample, clip_to_canvas, finish, maybe_turn, place
 from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, to_item, to_sample
 from engines.train.labelling import ImageLabels
 
@@ -25,6 +25,8 @@ class CropSettings:
     flip_p: float = 0.5
     min_face: float = 6.0
     min_mimic_face: float = 28.0
+    turn_p: float = 0.0  # share of crops whose source image is turned (`augment.turn`) first
+    turn_degrees: float = 30.0
 
 
 def mimic_faces(labels: list[ImageLabels]) -> np.ndarray:
@@ -79,11 +81,13 @@ class FaceCropDataset(Dataset):
         image_index, face_index = self.faces[index]
         s = self.settings
         canvas = np.empty((s.canvas, s.canvas, 3), np.uint8)
-        canvas[:] = rng.integers(0, 256, 3, dtype=np.uint8)
+        colour = rng.integers(0, 256, 3, dtype=np.uint8)
+        canvas[:] = colour
         sample = to_sample(self.labels[image_index])
         if sample is None:  # unreadable since labelling: a blank canvas still teaches background
             out = faceless_sample(canvas)
         else:
+            sample = maybe_turn(sample, rng, s.turn_p, s.turn_degrees, colour)
             out = crop_to_canvas(sample, *crop_region(sample.boxes[face_index], rng, s), canvas)
             out = clip_to_canvas(out, s.min_face, s.min_mimic_face)
         return to_item(finish(out, rng, s.flip_p), self.anchors)

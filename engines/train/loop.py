@@ -53,6 +53,8 @@ class TrainSettings:
     crop_context: tuple[float, float] = (1.3, 2.2)  # crop side / face size, drawn in this range
     relation_temp: float = 0.05  # softmax temperature of the relation loss (weights["relation"])
     letterbox_p: float = 0.0  # share of canvases with letterbox borders (`augment.letterbox_border`)
+    turn_p: float = 0.0  # share of source images turned before placement or cropping (`augment.turn`)
+    turn_degrees: float = 30.0  # largest turn, either way
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -195,14 +197,16 @@ def train(s: TrainSettings) -> dict:
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
-                          AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p), seed=s.seed)
+                          AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
+                                          turn_degrees=s.turn_degrees), seed=s.seed)
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
             raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
         crops = FaceCropDataset(train_labels, mimic_faces(train_labels),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
-                                CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context)), seed=s.seed)
+                                CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context),
+                                             turn_p=s.turn_p, turn_degrees=s.turn_degrees), seed=s.seed)
         crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
         log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
                  s.crop_canvas, s.crop_canvas)
