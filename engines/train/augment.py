@@ -166,7 +166,7 @@ class AugmentSettings:
     min_face: float = 6.0  # smaller faces are ignored (neither face nor background)
     min_mimic_face: float = 28.0  # smaller faces get no embedding target
     letterbox_p: float = 0.0  # share of canvases given the exact black borders of a letterboxed small frame
-    turn_p: float = 0.0  # share of source images turned (`turn`) before they are placed
+    turn_p: float = 0.0  # share of source images turned (`turn`) before they are placed (by their grown size)
     turn_degrees: float = 30.0  # largest turn, either way
 
 
@@ -182,8 +182,7 @@ def augment(samples: list[Sample], rng: np.random.Generator, cfg: AugmentSetting
     canvas[:] = colour
     if mosaic is None:
         mosaic = rng.random() < cfg.mosaic_p
-    if cfg.turn_p > 0:
-        samples = [maybe_turn(s, rng, cfg.turn_p, cfg.turn_degrees, colour) for s in samples[: 4 if mosaic else 1]]
+    samples = [maybe_turn(s, rng, cfg.turn_p, cfg.turn_degrees, colour) for s in samples[: 4 if mosaic else 1]]
     if len(samples) >= 4 and mosaic:
         cx, cy = int(W * rng.uniform(0.3, 0.7)), int(H * rng.uniform(0.3, 0.7))
         cells = [(0, 0, cx, cy), (cx, 0, W, cy), (0, cy, cx, H), (cx, cy, W, H)]
