@@ -26,3 +26,17 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
     return Path(os.environ["UNISIGHT_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def cascade():
+    """The MTCNN + dlib cascade engine (the teachers), or skip when dlib or its files are missing."""
+    pytest.importorskip("torch")
+    pytest.importorskip("dlib")
+    from engines.backends.base import EngineUnavailable
+    from engines.teachers.cascade import CascadeEngine
+
+    try:
+        return CascadeEngine()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))

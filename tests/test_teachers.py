@@ -28,17 +28,6 @@ def mtcnn():
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="module")
-def cascade():
-    pytest.importorskip("dlib")
-    from engines.teachers.cascade import CascadeEngine
-
-    try:
-        return CascadeEngine()
-    except EngineUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 def test_weights_are_found_without_importing_their_packages():
     from engines.teachers.locate import dlib_weights, mtcnn_weights
 

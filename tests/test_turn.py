@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.backends.base import EngineUnavailable
 from app.paths import SAMPLE_IMAGE
 from engines.train.augment import AugmentSettings, Sample, augment, turn
 from engines.train.face_crops import CropSettings, FaceCropDataset
+from engines.train.targets import iou_matrix
+from tests.test_face_crops import _tiny_anchors
 from tests.test_train import FACE_BOX, FACE_LMK, _label
 
 DOT_COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255]], np.uint8)
@@ -104,8 +105,6 @@ def test_augment_turns_the_share_of_images_asked_within_the_angle_asked():
 
 
 def test_turned_face_crops_keep_the_face_centred_and_its_teacher_target():
-    from tests.test_face_crops import _tiny_anchors
-
     labels = [_label(0)]
     settings = CropSettings(canvas=128, context=(2.0, 2.0), shift=0.0, flip_p=0.0, turn_p=1.0, turn_degrees=30.0)
     dataset = FaceCropDataset(labels, np.array([[0, 0]]), _tiny_anchors(128), settings)
@@ -122,18 +121,6 @@ def test_turned_face_crops_keep_the_face_centred_and_its_teacher_target():
     assert np.abs(tilts).max() <= 30 + 1e-3 and np.abs(tilts).max() > 10
 
 
-@pytest.fixture(scope="module")
-def cascade():
-    pytest.importorskip("dlib")
-    pytest.importorskip("torch")
-    from engines.teachers.cascade import CascadeEngine
-
-    try:
-        return CascadeEngine()
-    except EngineUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.mark.parametrize("degrees", [-30.0, 20.0])
 def test_the_teacher_boxes_a_turned_face_as_turn_moves_its_box_and_keeps_its_embedding(cascade, degrees):
     image = cv2.imread(str(SAMPLE_IMAGE))
@@ -141,8 +128,6 @@ def test_the_teacher_boxes_a_turned_face_as_turn_moves_its_box_and_keeps_its_emb
     s = Sample(image, found.boxes[:1], found.landmarks[:1], found.embeddings[:1], np.ones(1, bool), np.zeros(1, bool))
     t = turn(s, degrees, np.zeros(3, np.uint8))
     again = cascade.infer([t.image])[0]
-    from engines.train.targets import iou_matrix
-
     iou = iou_matrix(t.boxes, again.boxes)[0]
     j = int(np.argmax(iou))
     size = np.sqrt(np.prod(t.boxes[0, 2:] - t.boxes[0, :2]))
