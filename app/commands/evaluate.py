@@ -1,4 +1,5 @@
-"""`main.py eval lfw|widerface`: the benchmark figures (LFW verification, WIDER FACE AP)."""
+"""`main.py eval lfw|widerface|agreement`: the benchmark figures (LFW verification, WIDER FACE AP,
+agreement with the teacher detector on video)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from app.engine_options import add_engine_options
 from app.errors import UserError
-from app.paths import REPO_ROOT, user_cache_dir
+from app.paths import REPO_ROOT, SAMPLE_VIDEO, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,19 @@ def register(sub) -> None:
                             "scaled to them before matching")
     _add_common(wider)
     wider.set_defaults(func=run_widerface)
+
+    agree = which.add_parser("agreement", help="boxes the teacher detector does not confirm, on a video",
+                             description="Runs the engine and the MTCNN teacher on the frames of a video. An "
+                             "engine box that overlaps no teacher box (IoU 0.3) is unconfirmed: on footage "
+                             "without labels, this is where invented faces show, large ones on dark or "
+                             "blurred backgrounds above all. Also reports the share of the teacher's sure "
+                             "faces the engine finds (IoU 0.5).")
+    agree.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help=f"video file (default {SAMPLE_VIDEO.name})")
+    agree.add_argument("--every", type=int, default=1, metavar="N", help="look at every Nth frame (1)")
+    agree.add_argument("--limit", type=int, default=None, help="stop after N frames looked at")
+    add_engine_options(agree)
+    agree.add_argument("--json", action="store_true", help="print one JSON object")
+    agree.set_defaults(func=run_agreement)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -234,4 +248,71 @@ def run_widerface(args) -> int:
     if result.resized:
         print(f"  WARNING: {result.resized} images are resized copies (their ground truth reaches past them): "
               "these figures are meaningless without --sizes")
+    return 0
+
+
+def run_agreement(args) -> int:
+    from app.sources import open_source
+    from engines.backends.base import EngineUnavailable
+    from engines.eval.agreement import LARGE_SHARE, AgreementResult, frame_agreement
+
+    if args.every < 1 or (args.limit is not None and args.limit < 1):
+        raise UserError("--every and --limit must be at least 1")
+    if args.engine == "cascade":
+        raise UserError("the cascade engine is the teacher: compare --engine uniface with it")
+    try:
+        from engines.teachers.mtcnn import MTCNN
+
+        teacher = MTCNN()
+    except EngineUnavailable as exc:
+        raise UserError(f"the teacher detector is not installed: {exc}") from None
+    source = open_source(str(args.video), realtime=False)
+    engine = _spec(args, embed=False)()
+    result = AgreementResult()
+    try:
+        info = engine.info
+        with source:
+            for frame in source:
+                if frame.index % args.every:
+                    continue
+                faces = engine.infer([frame.image])[0]
+                taught = teacher.detect([frame.image], 0.5)[0]
+                result.add(frame.index, frame_agreement(faces, taught, frame.image.shape[0]))
+                if args.limit is not None and result.frames >= args.limit:
+                    break
+    finally:
+        engine.close()
+    if source.error:
+        log.warning("%s: %s; the figures cover the %d frames read", args.video, source.error, source.frames_read)
+    if result.frames == 0:
+        raise UserError(f"no frames could be read from {args.video}")
+    if args.json:
+        print(json.dumps({
+            "benchmark": "agreement",
+            "video": str(args.video),
+            "frames": result.frames,
+            "every": args.every,
+            "boxes": result.boxes,
+            "unconfirmed": result.unconfirmed,
+            "unconfirmed_large": result.unconfirmed_large,
+            "unconfirmed_per_100_frames": round(result.per_100_frames(result.unconfirmed), 3),
+            "unconfirmed_large_per_100_frames": round(result.per_100_frames(result.unconfirmed_large), 3),
+            "teacher_faces": result.teacher_faces,
+            "found": result.found,
+            "found_share": round(result.found_share, 6) if result.teacher_faces else None,
+            "large_frames": result.large_frames,
+            "large_share": LARGE_SHARE,
+            **_info_dict(info),
+        }))
+        return 0
+    print(f"Teacher agreement on {args.video.name}: {result.frames} frames  [{info.engine}/{info.backend} {info.model_id}]")
+    print(f"  engine boxes {result.boxes}: {result.unconfirmed} unconfirmed by the teacher "
+          f"({result.per_100_frames(result.unconfirmed):.1f} per 100 frames), {result.unconfirmed_large} of them "
+          f"large ({result.per_100_frames(result.unconfirmed_large):.1f} per 100 frames; side >= "
+          f"{100 * LARGE_SHARE:g}% of the frame height)")
+    if result.teacher_faces:
+        print(f"  teacher faces {result.teacher_faces}: {100 * result.found_share:.1f}% found by the engine")
+    if result.large_frames:
+        shown = ", ".join(str(i) for i in result.large_frames[:20])
+        print(f"  frames with an unconfirmed large box: {shown}{' ...' if len(result.large_frames) > 20 else ''}")
     return 0

@@ -48,6 +48,15 @@ def register(sub) -> None:
                    help="share of training images turned before use, so tilted heads are taught (0)")
     p.add_argument("--turn-degrees", type=float, default=30.0,
                    help="largest turn either way, in degrees (30)")
+    p.add_argument("--backdrop-p", type=float, default=0.0,
+                   help="share of canvases and crops laid on a face-free region of another training photo, "
+                        "enlarged, instead of a flat colour (0)")
+    p.add_argument("--faceless-p", type=float, default=0.0,
+                   help="share of canvases and crops that are only such a region: no face, so large "
+                        "blurred backgrounds are taught as background (0)")
+    p.add_argument("--dark-p", type=float, default=0.0,
+                   help="share of canvases and crops dimmed to a dark room's light, so faces in the dark "
+                        "stay faces (0)")
     p.set_defaults(func=run)
 
 
@@ -81,10 +90,11 @@ def run(args) -> int:
         raise UserError(f"no label cache at {labels}; run `main.py label` first (or pass --labels)")
     if args.relation_weight < 0 or args.relation_temp <= 0:
         raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
-    if not 0 <= args.letterbox_p <= 1:
-        raise UserError("--letterbox-p must be between 0 and 1")
-    if not 0 <= args.turn_p <= 1:
-        raise UserError("--turn-p must be between 0 and 1")
+    for flag, share in (("--letterbox-p", args.letterbox_p), ("--turn-p", args.turn_p),
+                        ("--backdrop-p", args.backdrop_p), ("--faceless-p", args.faceless_p),
+                        ("--dark-p", args.dark_p)):
+        if not 0 <= share <= 1:
+            raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
         raise UserError("--turn-degrees must be between 0 and 90")
     weights = LossWeights(relation=args.relation_weight,
@@ -97,7 +107,8 @@ def run(args) -> int:
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
-        turn_p=args.turn_p, turn_degrees=args.turn_degrees,
+        turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
+        dark_p=args.dark_p,
     )
     try:
         result = train(settings)

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from engines.train.augment import AugmentSettings, Sample, augment
+from engines.train.augment import AugmentSettings, Sample, augment, finish
+from engines.train.backdrops import backdrop_sources, draw_backdrop
 from engines.train.labelling import ImageLabels
 from engines.train.targets import match_anchors
 
@@ -97,18 +98,28 @@ class FaceDataset(Dataset):
         self.settings = settings
         self.seed = seed
         self.epoch = 0
+        self.backdrop_sources = backdrop_sources(labels)  # photos with a face-free region
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> TrainItem:
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        mosaic = bool(rng.random() < self.settings.mosaic_p)
+        cfg = self.settings
+        # draws only when asked, so runs without backdrops keep their random stream
+        if cfg.faceless_p > 0 and rng.random() < cfg.faceless_p:
+            image = draw_backdrop(self.backdrop_sources, cfg.canvas, rng)
+            if image is not None:
+                return to_item(finish(faceless_sample(image), rng, cfg.flip_p, cfg.dark_p), self.anchors)
+        mosaic = bool(rng.random() < cfg.mosaic_p)
         picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
         samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
         if not samples:
             samples = [faceless_sample(np.zeros((64, 64, 3), np.uint8))]
-        return to_item(augment(samples, rng, self.settings, mosaic=mosaic), self.anchors)
+        backdrop = None
+        if cfg.backdrop_p > 0 and rng.random() < cfg.backdrop_p:
+            backdrop = draw_backdrop(self.backdrop_sources, cfg.canvas, rng)
+        return to_item(augment(samples, rng, cfg, mosaic=mosaic, backdrop=backdrop), self.anchors)
 
 
 def faceless_sample(image: np.ndarray) -> Sample:

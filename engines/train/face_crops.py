@@ -13,6 +13,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from engines.train.augment import Sample, clip_to_canvas, finish, maybe_turn, place
+from engines.train.backdrops import backdrop_sources, draw_backdrop
 from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, to_item, to_sample
 from engines.train.labelling import ImageLabels
 
@@ -27,6 +28,9 @@ class CropSettings:
     min_mimic_face: float = 28.0
     turn_p: float = 0.0  # share of crops whose source image is turned (`augment.turn`) first
     turn_degrees: float = 30.0
+    backdrop_p: float = 0.0  # share of crops laid on a face-free photo region (`backdrops`), not flat colour
+    faceless_p: float = 0.0  # share of crops that are only a face-free photo region (no mimic target)
+    dark_p: float = 0.0  # share of crops dimmed to a dark room's light
 
 
 def mimic_faces(labels: list[ImageLabels]) -> np.ndarray:
@@ -72,6 +76,7 @@ class FaceCropDataset(Dataset):
         self.settings = settings
         self.seed = seed
         self.epoch = 0
+        self.backdrop_sources = backdrop_sources(labels)  # photos with a face-free region
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -80,9 +85,19 @@ class FaceCropDataset(Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index, 1))
         image_index, face_index = self.faces[index]
         s = self.settings
+        side = (s.canvas, s.canvas)
+        # draws only when asked, so runs without backdrops keep their random stream
+        if s.faceless_p > 0 and rng.random() < s.faceless_p:
+            image = draw_backdrop(self.backdrop_sources, side, rng)
+            if image is not None:
+                return to_item(finish(faceless_sample(image), rng, s.flip_p, s.dark_p), self.anchors)
         canvas = np.empty((s.canvas, s.canvas, 3), np.uint8)
         colour = rng.integers(0, 256, 3, dtype=np.uint8)
         canvas[:] = colour
+        if s.backdrop_p > 0 and rng.random() < s.backdrop_p:
+            image = draw_backdrop(self.backdrop_sources, side, rng)
+            if image is not None:
+                canvas[:] = image
         sample = to_sample(self.labels[image_index])
         if sample is None:  # unreadable since labelling: a blank canvas still teaches background
             out = faceless_sample(canvas)
@@ -90,4 +105,4 @@ class FaceCropDataset(Dataset):
             sample = maybe_turn(sample, rng, s.turn_p, s.turn_degrees, colour)
             out = crop_to_canvas(sample, *crop_region(sample.boxes[face_index], rng, s), canvas)
             out = clip_to_canvas(out, s.min_face, s.min_mimic_face)
-        return to_item(finish(out, rng, s.flip_p), self.anchors)
+        return to_item(finish(out, rng, s.flip_p, s.dark_p), self.anchors)

@@ -55,6 +55,9 @@ class TrainSettings:
     letterbox_p: float = 0.0  # share of canvases with letterbox borders (`augment.letterbox_border`)
     turn_p: float = 0.0  # share of source images turned before placement or cropping (`augment.turn`)
     turn_degrees: float = 30.0  # largest turn, either way
+    backdrop_p: float = 0.0  # share of canvases and crops laid on a face-free photo region (`backdrops`)
+    faceless_p: float = 0.0  # share of canvases and crops that are only a face-free photo region
+    dark_p: float = 0.0  # share of canvases and crops dimmed to a dark room's light
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -198,7 +201,8 @@ def train(s: TrainSettings) -> dict:
 
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
                           AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
-                                          turn_degrees=s.turn_degrees), seed=s.seed)
+                                          turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
+                                          faceless_p=s.faceless_p, dark_p=s.dark_p), seed=s.seed)
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
@@ -206,7 +210,9 @@ def train(s: TrainSettings) -> dict:
         crops = FaceCropDataset(train_labels, mimic_faces(train_labels),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
                                 CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context),
-                                             turn_p=s.turn_p, turn_degrees=s.turn_degrees), seed=s.seed)
+                                             turn_p=s.turn_p, turn_degrees=s.turn_degrees,
+                                             backdrop_p=s.backdrop_p, faceless_p=s.faceless_p, dark_p=s.dark_p),
+                                seed=s.seed)
         crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
         log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
                  s.crop_canvas, s.crop_canvas)

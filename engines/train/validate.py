@@ -1,5 +1,6 @@
 """Held-out validation: teacher-agreement AP@0.5, the student's embedding cosine to the teacher,
-and whether the student's embedding picks its own teacher embedding out of many."""
+whether the student's embedding picks its own teacher embedding out of many, and how many faces it
+invents on face-free backgrounds."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -8,8 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from engines.backends.uniface import DEFAULT_MAX_UPSCALE
+from engines.backends.uniface import DEFAULT_MAX_UPSCALE, DEFAULT_SCORE_THRESHOLD
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
+from engines.train.backdrops import backdrop
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
 from engines.train.labelling import ImageLabels
 from engines.train.targets import iou_matrix
@@ -26,6 +28,8 @@ class ValidationResult:
     retrieval10: float  # ... is among the student's 10 nearest
     images: int
     faces: int
+    background_boxes: float = float("nan")  # boxes at the product's threshold per face-free canvas (`background_boxes`)
+    backgrounds: int = 0  # face-free canvases looked at
 
     def as_dict(self) -> dict:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -56,6 +60,38 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> f
     precision = np.concatenate([[1], tp / np.maximum(tp + fp, 1e-9), [0]])
     precision = np.maximum.accumulate(precision[::-1])[::-1]
     return float(np.sum((recall[1:] - recall[:-1]) * precision[1:]))
+
+
+def background_canvas(index: int, label: ImageLabels, input_size=(640, 480)) -> np.ndarray | None:
+    """The face-free region of the `index`-th validation photo, enlarged to `input_size` (w, h):
+    the same region every time (seeded by position and file name); None without room or image."""
+    image = cv2.imread(label.path, cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    rng = np.random.default_rng([index, *label.path.rsplit("/", 1)[-1].encode()])
+    return backdrop(image, label.boxes, tuple(input_size), rng)
+
+
+@torch.no_grad()
+def background_boxes(model, labels: list[ImageLabels], input_size=(640, 480), device="cpu", batch: int = 8,
+                     score: float = DEFAULT_SCORE_THRESHOLD) -> tuple[float, int]:
+    """Boxes the model draws at `score` on `background_canvas`es of these photos, per canvas,
+    and how many canvases there were (photos without room give none). Anything found is
+    invented: held-out AP never shows a large empty background, which a camera often does."""
+    model.eval()
+    found = seen = 0
+    pending: list[np.ndarray] = []
+    for i, lab in enumerate(labels):
+        canvas = background_canvas(i, lab, input_size)
+        if canvas is not None:
+            pending.append(canvas)
+        if pending and (len(pending) == batch or i == len(labels) - 1):
+            out = model(torch.from_numpy(np.stack(pending)).to(device), torch.tensor([score], device=device),
+                        torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
+            found += int(RawOutputs(*(t.cpu().numpy() for t in out)).count.sum())
+            seen += len(pending)
+            pending = []
+    return (found / seen if seen else float("nan")), seen
 
 
 @torch.no_grad()
@@ -115,6 +151,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
     teachers_m = centred_teacher(np.array(teachers).reshape(-1, len(centre)), centre)
     cosines = np.sum(students_m * teachers_m, axis=1)
     bank = np.zeros((0, len(centre)), np.float32) if bank is None else bank
+    invented, backgrounds = background_boxes(model, labels, input_size, device, batch)
     return ValidationResult(
         ap50=ap,
         cosine=float(np.mean(cosines)) if len(cosines) else 0.0,
@@ -123,4 +160,6 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
         retrieval10=teacher_retrieval(students_m, teachers_m, bank, 10),
         images=len(labels),
         faces=positives,
+        background_boxes=invented,
+        backgrounds=backgrounds,
     )
