@@ -3,7 +3,7 @@ enlarged to a whole canvas.
 
 Training canvases otherwise show the largest anchors only faces, parts of faces and flat
 colour, so a model continued on them learns that a large blurred blob is a face: on the sample
-clip's dark, out-of-focus audience and stage curtain it drew 200-300 px boxes that the teacher
+clip's dark, out-of-focus audience and stage curtain it drew 150-300 px boxes that the teacher
 does not confirm (83 such boxes over 275 frames for the shipped model, 184 after turned
 training). An enlarged face-free region is exactly that kind of picture: dark or bright,
 textured, blurred by the enlargement, and with no face in it.
