@@ -10,6 +10,11 @@ LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FLIP_ORDER = [1, 0, 2, 4, 3]  # left/right eye and mouth corners swap in a mirror image
 
 
+def box_sides(boxes: np.ndarray) -> np.ndarray:
+    """(n,) side of each box (n, 4) x1 y1 x2 y2 as the square root of its area; 0 for empty boxes."""
+    return np.sqrt(np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1))
+
+
 @dataclass(slots=True)
 class Faces:
     """Faces found in one image, in that image's pixel coordinates.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.faces import Faces
+from engines.faces import Faces, box_sides
 from engines.train.targets import iou_matrix
 
 CONFIRM_IOU = 0.3  # an engine box overlapping a teacher box this much is confirmed
@@ -67,15 +67,11 @@ class AgreementResult:
 def frame_agreement(engine_faces: Faces, teacher_faces: Faces, frame_height: int) -> FrameAgreement:
     """Compare an engine's faces with the teacher's (all of its boxes, however unsure) on one frame."""
     boxes = engine_faces.boxes.reshape(-1, 4).astype(np.float32)
-    teacher = teacher_faces.boxes.reshape(-1, 4).astype(np.float32)
-    sure = teacher[teacher_faces.scores >= TEACHER_SURE]
-    iou = iou_matrix(boxes, teacher) if len(boxes) and len(teacher) else np.zeros((len(boxes), len(teacher)))
+    iou = iou_matrix(boxes, teacher_faces.boxes.reshape(-1, 4).astype(np.float32))  # (engine, teacher)
+    sure = teacher_faces.scores >= TEACHER_SURE
     unconfirmed = iou.max(axis=1, initial=0.0) < CONFIRM_IOU
-    side = np.sqrt(np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1))
-    large = side >= LARGE_SHARE * frame_height
-    found = 0
-    if len(sure) and len(boxes):
-        found = int((iou_matrix(sure, boxes).max(axis=1) >= FOUND_IOU).sum())
+    large = box_sides(boxes) >= LARGE_SHARE * frame_height
+    found = iou[:, sure].max(axis=0, initial=0.0) >= FOUND_IOU
     return FrameAgreement(boxes=len(boxes), unconfirmed=int(unconfirmed.sum()),
                           unconfirmed_large=int((unconfirmed & large).sum()),
-                          teacher_faces=len(sure), found=found)
+                          teacher_faces=int(sure.sum()), found=int(found.sum()))

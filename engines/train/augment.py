@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from engines.faces import FLIP_ORDER
+from engines.faces import FLIP_ORDER, box_sides
 
 
 @dataclass(slots=True)
@@ -69,7 +69,7 @@ def clip_to_canvas(s: Sample, min_face: float, min_mimic_face: float) -> Sample:
     area = np.prod(np.maximum(s.boxes[:, 2:] - s.boxes[:, :2], 1e-3), axis=1)
     visible = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1) / area
     keep = visible > 0.2
-    size = np.sqrt(np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1))
+    size = box_sides(clipped)
     ignore = s.ignore | (visible < 0.6) | (size < min_face)
     mimic = s.mimic & (visible > 0.95) & (size >= min_mimic_face)
     return Sample(s.image, clipped[keep], s.landmarks[keep], s.embeddings[keep], mimic[keep], ignore[keep])

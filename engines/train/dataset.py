@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engines.faces import box_sides
 from engines.train.augment import AugmentSettings, Sample, augment, finish
 from engines.train.backdrops import backdrop_sources, draw_backdrop
 from engines.train.labelling import ImageLabels
@@ -51,8 +52,7 @@ def split_labels(labels: list[ImageLabels], val_images: int) -> LabelSplit:
 
 def mimic_eligible(label: ImageLabels) -> np.ndarray:
     """Per face, whether its teacher embedding is good enough to mimic (sure and large enough)."""
-    size = np.sqrt(np.prod(np.maximum(label.boxes[:, 2:] - label.boxes[:, :2], 0), axis=1))
-    return (label.scores >= MIMIC_SCORE) & (size >= MIMIC_MIN_SIZE)
+    return (label.scores >= MIMIC_SCORE) & (box_sides(label.boxes) >= MIMIC_MIN_SIZE)
 
 
 def centred_teacher(embeddings: np.ndarray, centre: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE, DEFAULT_SCORE_THRESHOLD
+from engines.faces import box_sides
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
@@ -120,8 +121,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
             lab = chunk[i]
             det, det_scores, det_emb = faces.boxes, faces.scores, faces.embeddings
             k = len(det)
-            size = np.sqrt(np.prod(np.maximum(lab.boxes[:, 2:] - lab.boxes[:, :2], 0), axis=1))
-            care = (lab.scores >= POSITIVE_SCORE) & (size >= MIN_EVAL_FACE)
+            care = (lab.scores >= POSITIVE_SCORE) & (box_sides(lab.boxes) >= MIN_EVAL_FACE)
             positives += int(care.sum())
             hits = np.zeros(k, bool)
             ignored = np.zeros(k, bool)
