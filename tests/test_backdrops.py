@@ -6,7 +6,7 @@ import pytest
 
 from engines.train.augment import AugmentSettings, Sample, augment, photometric
 from engines.train.backdrops import (FACE_MARGIN, MIN_REGION_SIDE, backdrop, backdrop_sources, draw_backdrop,
-                                     face_free_region, has_room)
+                                     face_free_region, has_room, maybe_backdrop)
 from engines.train.dataset import FaceDataset
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
 from engines.train.labelling import ImageLabels
@@ -77,6 +77,11 @@ def test_backdrop_sources_keep_the_photos_with_room_and_draws_come_from_them(tmp
     assert out is not None and np.all(out == 40)
     assert draw_backdrop([], (64, 64), np.random.default_rng(0)) is None
     assert draw_backdrop(labels[1:], (64, 64), np.random.default_rng(0)) is None
+    # with p = 0 nothing is drawn from the stream; with p = 1 a backdrop always is
+    rng = np.random.default_rng(5)
+    assert maybe_backdrop(sources, (64, 64), rng, 0.0) is None
+    assert rng.random() == np.random.default_rng(5).random()
+    assert np.all(maybe_backdrop(sources, (64, 64), np.random.default_rng(0), 1.0) == 40)
 
 
 def _labels(path, w, h, boxes):

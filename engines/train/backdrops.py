@@ -90,3 +90,11 @@ def draw_backdrop(labels: list, size: tuple[int, int], rng: np.random.Generator,
         if out is not None:
             return out
     return None
+
+
+def maybe_backdrop(labels: list, size: tuple[int, int], rng: np.random.Generator, p: float) -> np.ndarray | None:
+    """With probability `p`, `draw_backdrop`; None otherwise (or when none was found). Draws
+    nothing from `rng` when `p` is 0, so runs without backdrops keep their random stream."""
+    if p <= 0 or rng.random() >= p:
+        return None
+    return draw_backdrop(labels, size, rng)

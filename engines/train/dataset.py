@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from engines.faces import box_sides
 from engines.train.augment import AugmentSettings, Sample, augment, finish
-from engines.train.backdrops import backdrop_sources, draw_backdrop
+from engines.train.backdrops import backdrop_sources, maybe_backdrop
 from engines.train.labelling import ImageLabels
 from engines.train.targets import match_anchors
 
@@ -106,19 +106,15 @@ class FaceDataset(Dataset):
     def __getitem__(self, index: int) -> TrainItem:
         rng = np.random.default_rng((self.seed, self.epoch, index))
         cfg = self.settings
-        # draws only when asked, so runs without backdrops keep their random stream
-        if cfg.faceless_p > 0 and rng.random() < cfg.faceless_p:
-            image = draw_backdrop(self.backdrop_sources, cfg.canvas, rng)
-            if image is not None:
-                return to_item(finish(faceless_sample(image), rng, cfg.flip_p, cfg.dark_p), self.anchors)
+        faceless = maybe_backdrop(self.backdrop_sources, cfg.canvas, rng, cfg.faceless_p)
+        if faceless is not None:
+            return to_item(finish(faceless_sample(faceless), rng, cfg.flip_p, cfg.dark_p), self.anchors)
         mosaic = bool(rng.random() < cfg.mosaic_p)
         picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
         samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
         if not samples:
             samples = [faceless_sample(np.zeros((64, 64, 3), np.uint8))]
-        backdrop = None
-        if cfg.backdrop_p > 0 and rng.random() < cfg.backdrop_p:
-            backdrop = draw_backdrop(self.backdrop_sources, cfg.canvas, rng)
+        backdrop = maybe_backdrop(self.backdrop_sources, cfg.canvas, rng, cfg.backdrop_p)
         return to_item(augment(samples, rng, cfg, mosaic=mosaic, backdrop=backdrop), self.anchors)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from engines.train.augment import Sample, clip_to_canvas, finish, maybe_turn, place
-from engines.train.backdrops import backdrop_sources, draw_backdrop
+from engines.train.backdrops import backdrop_sources, maybe_backdrop
 from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, to_item, to_sample
 from engines.train.labelling import ImageLabels
 
@@ -86,18 +86,13 @@ class FaceCropDataset(Dataset):
         image_index, face_index = self.faces[index]
         s = self.settings
         side = (s.canvas, s.canvas)
-        # draws only when asked, so runs without backdrops keep their random stream
-        if s.faceless_p > 0 and rng.random() < s.faceless_p:
-            image = draw_backdrop(self.backdrop_sources, side, rng)
-            if image is not None:
-                return to_item(finish(faceless_sample(image), rng, s.flip_p, s.dark_p), self.anchors)
+        faceless = maybe_backdrop(self.backdrop_sources, side, rng, s.faceless_p)
+        if faceless is not None:
+            return to_item(finish(faceless_sample(faceless), rng, s.flip_p, s.dark_p), self.anchors)
         canvas = np.empty((s.canvas, s.canvas, 3), np.uint8)
         colour = rng.integers(0, 256, 3, dtype=np.uint8)
-        canvas[:] = colour
-        if s.backdrop_p > 0 and rng.random() < s.backdrop_p:
-            image = draw_backdrop(self.backdrop_sources, side, rng)
-            if image is not None:
-                canvas[:] = image
+        backdrop = maybe_backdrop(self.backdrop_sources, side, rng, s.backdrop_p)
+        canvas[:] = colour if backdrop is None else backdrop
         sample = to_sample(self.labels[image_index])
         if sample is None:  # unreadable since labelling: a blank canvas still teaches background
             out = faceless_sample(canvas)
