@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from engines.eval.agreement import AgreementResult, FrameAgreement, frame_agreement
+from engines.eval.agreement import AgreementResult, FrameAgreement, agreement_at, frame_agreement
 from engines.faces import Faces
 from tests.test_eval import _run_cli
 
@@ -43,6 +43,15 @@ def test_empty_frames_and_totals():
     assert total.per_100_frames(total.unconfirmed) == 50.0 and total.found_share == 0.0
 
 
+def test_counts_at_several_thresholds_keep_only_the_boxes_scoring_over_each():
+    teacher = _faces([[100, 100, 160, 170]], [0.99])
+    engine = _faces([[102, 98, 158, 172], [300, 200, 400, 300], [0, 0, 30, 30]], [0.95, 0.7, 0.55])
+    low, mid, high, at_score = agreement_at(engine, teacher, 480, [0.5, 0.6, 0.9, 0.95])
+    assert low == FrameAgreement(3, 2, 1, 1, 1) and mid == FrameAgreement(2, 1, 1, 1, 1)
+    assert high == FrameAgreement(1, 0, 0, 1, 1)
+    assert at_score == FrameAgreement(0, 0, 0, 1, 0)  # strictly over, as the graph keeps them
+
+
 def test_eval_agreement_on_the_sample_clip(capsys):
     pytest.importorskip("onnxruntime")
     from engines.backends.base import EngineUnavailable
@@ -61,6 +70,15 @@ def test_eval_agreement_on_the_sample_clip(capsys):
     # the shipped model finds most of the teacher's sure faces on the singer and the audience
     assert r["teacher_faces"] >= 6 and r["found_share"] >= 0.6
     assert r["unconfirmed_per_100_frames"] == pytest.approx(100 * r["unconfirmed"] / 6, abs=1e-3)
+    assert r["min_score"] == r["model_min_score"] == 0.9 and "curve" not in r  # the model's own threshold
+
+    code, out, err = _run_cli(capsys, "eval", "agreement", "--every", "50", "--backend", "onnxruntime",
+                              "--min-score", "0.9,0.5", "--json")
+    assert code == 0, err
+    curve = json.loads(out)
+    strict, loose = curve["curve"]
+    assert {k: strict[k] for k in r if k in strict} == {k: r[k] for k in strict}  # same frames, same boxes
+    assert loose["min_score"] == 0.5 and loose["boxes"] >= strict["boxes"] and loose["found"] >= strict["found"]
 
 
 def test_eval_agreement_bad_input_is_one_clear_line(capsys, tmp_path):
@@ -68,5 +86,8 @@ def test_eval_agreement_bad_input_is_one_clear_line(capsys, tmp_path):
     assert code != 0 and "not found" in err and "Traceback" not in err
     code, _, err = _run_cli(capsys, "eval", "agreement", "--every", "0")
     assert code != 0 and "--every" in err
+    with pytest.raises(SystemExit) as stop:  # argparse: usage and one line
+        _run_cli(capsys, "eval", "agreement", "--min-score", "0.5,1.2")
+    assert stop.value.code == 2 and "detection scores in [0, 1)" in capsys.readouterr().err
     code, _, err = _run_cli(capsys, "eval", "agreement", "--engine", "cascade")
     assert code != 0 and "teacher" in err

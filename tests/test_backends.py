@@ -210,3 +210,48 @@ def test_boxes_centred_on_the_letterbox_padding_are_dropped_and_the_rest_mapped_
     np.testing.assert_allclose(faces.scores, [0.99, 0.98])
     np.testing.assert_allclose(faces.landmarks[:, 0], [[20, 20], [180, 75]])
     assert faces.embeddings[1].argmax() == 1  # rows stay together
+
+
+def _threshold_between(scores: np.ndarray) -> float:
+    """A detection threshold halfway between two neighbouring distinct scores near the middle."""
+    distinct = np.unique(scores)
+    mid = len(distinct) // 2
+    return float((distinct[mid - 1] + distinct[mid]) / 2)
+
+
+def test_weights_carry_their_own_detection_threshold_to_every_backend(cache_dir, tmp_path):
+    import torch
+
+    from engines.model.weights import DEFAULT_DETECTION_THRESHOLD, load_model, publish_weights
+
+    raw = spread_weights("tiny", tmp_path / "raw.pt")
+    frame = _frames()[2]
+    assert TorchBackend(config="tiny", weights=raw).score_threshold == DEFAULT_DETECTION_THRESHOLD
+    scores = TorchBackend(config="tiny", weights=raw).infer([frame], score_threshold=-1.0)[0].scores
+    own = _threshold_between(scores)
+    assert 0 < own < 1 and (scores > own).sum() != (scores > DEFAULT_DETECTION_THRESHOLD).sum()
+
+    published = tmp_path / "published.pt"
+    meta = publish_weights(raw, published, detection_threshold=own)
+    assert meta.detection_threshold == own
+    for engine in (TorchBackend(config="tiny", weights=published),
+                   OnnxRuntimeBackend(config="tiny", weights=published, cache_dir=cache_dir)):
+        assert engine.score_threshold == pytest.approx(own, abs=1e-12), engine.info.backend
+        faces = engine.infer([frame])[0]  # no threshold asked: the weights' own
+        assert len(faces) == (scores > own).sum() and (faces.scores > own).all()
+        assert len(engine.infer([frame], score_threshold=0.999)[0]) < len(faces)  # asked: it wins
+
+    # published weights given again: the parameters and their summary stay, only the threshold changes;
+    # the export cached under the same model id must not hand back the old threshold
+    again = publish_weights(published, tmp_path / "again.pt", detection_threshold=0.75)
+    assert (again.model_id, again.trained) == (meta.model_id, meta.trained) and again.detection_threshold == 0.75
+    assert OnnxRuntimeBackend(config="tiny", weights=tmp_path / "again.pt", cache_dir=cache_dir).score_threshold == 0.75
+    assert publish_weights(published, tmp_path / "kept.pt").detection_threshold == pytest.approx(own, abs=1e-12)
+
+    payload = torch.load(published, weights_only=True)
+    for bad in (1.5, 0.0, "high"):
+        torch.save({**payload, "detection_threshold": bad}, tmp_path / "bad.pt")
+        with pytest.raises(ValueError, match="detection threshold must be between 0 and 1"):
+            load_model("tiny", tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="detection threshold"):
+        publish_weights(raw, tmp_path / "x.pt", detection_threshold=1.0)

@@ -79,6 +79,16 @@ def test_export_weights_from_a_checkpoint_and_its_errors(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["output"] == str(out) and summary["config"] == "tiny" and "step 7" in summary["trained"]
     assert "optimizer" not in torch.load(out, weights_only=True)
+    assert summary["detection_threshold"] == 0.9  # none chosen: the default
+    r = cli("export", "weights", "--weights", str(out), "--out", str(out), "--detection-threshold", "0.7", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["detection_threshold"] == 0.7 and "step 7" in json.loads(r.stdout)["trained"]
+    assert torch.load(out, weights_only=True)["detection_threshold"] == 0.7
+    for bad in ("1", "0", "-0.2", "high"):
+        r = cli("export", "weights", "--weights", str(ckpt), "--detection-threshold", bad)
+        assert r.returncode == 2 and "between 0 and 1" in r.stderr and "Traceback" not in r.stderr
+    r = cli("export", "onnx", "--config", "tiny", "--detection-threshold", "0.7")
+    assert r.returncode != 0 and "export weights" in r.stderr and "Traceback" not in r.stderr
     r = cli("export", "weights", "--out", str(out))
     assert r.returncode != 0 and "needs --weights" in r.stderr and "Traceback" not in r.stderr
     r = cli("export", "weights", "--weights", str(tmp_path / "missing.pt"))

@@ -407,6 +407,22 @@ def test_rtx_runtime_cache_persists_jit_kernels(monkeypatch, contract, tmp_path)
     assert not (tmp_path / "trt" / "timing").exists()
 
 
+def test_the_weights_detection_threshold_reaches_the_tensorrt_backend(monkeypatch, tmp_path, cache_dir):
+    """From weights (exported on the way) and from an ONNX file exported from them."""
+    from engines.model.export import export_onnx
+    from engines.model.weights import publish_weights
+    from tests.test_backends import spread_weights
+
+    fake_tensorrt.install(monkeypatch, "11.4.0.106")
+    weights = publish_weights(spread_weights("tiny", tmp_path / "w.pt"), tmp_path / "p.pt", detection_threshold=0.62)
+    onnx_file = export_onnx("tiny", tmp_path / "p.pt", tmp_path / "p.onnx")
+    for source in ({"weights": tmp_path / "p.pt"}, {"onnx_path": onnx_file}):
+        engine = TensorRTBackend(config="tiny", cache_dir=cache_dir, max_batch=2, trt=load_tensorrt(),
+                                 cuda=FakeCudaDevice(), workspace_mib=64, **source)
+        assert engine.score_threshold == 0.62 and engine.info.model_id == weights.model_id, source
+        engine.close()
+
+
 def test_fp16_engine_path_matches_fp32_onnxruntime_on_the_real_network(monkeypatch, tmp_path, cache_dir):
     """The exported tiny Uniface, FP16 through build + backend, against ONNX Runtime FP32."""
     from engines.backends.onnxruntime_backend import OnnxRuntimeBackend

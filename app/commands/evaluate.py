@@ -63,9 +63,22 @@ def register(sub) -> None:
     agree.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help=f"video file (default {SAMPLE_VIDEO.name})")
     agree.add_argument("--every", type=int, default=1, metavar="N", help="look at every Nth frame (1)")
     agree.add_argument("--limit", type=int, default=None, help="stop after N frames looked at")
+    agree.add_argument("--min-score", type=_scores, default=None, metavar="T[,T...]",
+                       help="detection thresholds to count at, e.g. 0.5,0.6,0.7,0.8,0.9: one inference, one "
+                            "row each, to choose a model's threshold (default: the model's own)")
     add_engine_options(agree)
     agree.add_argument("--json", action="store_true", help="print one JSON object")
     agree.set_defaults(func=run_agreement)
+
+
+def _scores(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(0.0 <= v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected detection scores in [0, 1) such as 0.7,0.9, got {text!r}")
+    return values
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -254,7 +267,7 @@ def run_widerface(args) -> int:
 def run_agreement(args) -> int:
     from app.sources import open_source
     from engines.backends.base import EngineUnavailable
-    from engines.eval.agreement import LARGE_SHARE, AgreementResult, frame_agreement
+    from engines.eval.agreement import LARGE_SHARE, AgreementResult, agreement_at
 
     if args.every < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--every and --limit must be at least 1")
@@ -268,51 +281,65 @@ def run_agreement(args) -> int:
         raise UserError(f"the teacher detector is not installed: {exc}") from None
     source = open_source(str(args.video), realtime=False)
     engine = _spec(args, embed=False)()
-    result = AgreementResult()
     try:
         info = engine.info
+        thresholds = args.min_score or [engine.score_threshold]
+        results = [AgreementResult() for _ in thresholds]
         with source:
             for frame in source:
                 if frame.index % args.every:
                     continue
-                faces = engine.infer([frame.image])[0]
+                faces = engine.infer([frame.image], score_threshold=min(thresholds))[0]
                 taught = teacher.detect([frame.image], 0.5)[0]
-                result.add(frame.index, frame_agreement(faces, taught, frame.image.shape[0]))
-                if args.limit is not None and result.frames >= args.limit:
+                counts = agreement_at(faces, taught, frame.image.shape[0], thresholds)
+                for result, count in zip(results, counts):
+                    result.add(frame.index, count)
+                if args.limit is not None and results[0].frames >= args.limit:
                     break
     finally:
         engine.close()
     if source.error:
         log.warning("%s: %s; the figures cover the %d frames read", args.video, source.error, source.frames_read)
-    if result.frames == 0:
+    if results[0].frames == 0:
         raise UserError(f"no frames could be read from {args.video}")
     if args.json:
         print(json.dumps({
             "benchmark": "agreement",
             "video": str(args.video),
-            "frames": result.frames,
             "every": args.every,
-            "boxes": result.boxes,
-            "unconfirmed": result.unconfirmed,
-            "unconfirmed_large": result.unconfirmed_large,
-            "unconfirmed_per_100_frames": round(result.per_100_frames(result.unconfirmed), 3),
-            "unconfirmed_large_per_100_frames": round(result.per_100_frames(result.unconfirmed_large), 3),
-            "teacher_faces": result.teacher_faces,
-            "found": result.found,
-            "found_share": round(result.found_share, 6) if result.teacher_faces else None,
-            "large_frames": result.large_frames,
+            **_agreement_dict(thresholds[0], results[0]),
             "large_share": LARGE_SHARE,
+            "model_min_score": engine.score_threshold,
+            **({"curve": [_agreement_dict(t, r) for t, r in zip(thresholds, results)]} if len(results) > 1 else {}),
             **_info_dict(info),
         }))
         return 0
-    print(f"Teacher agreement on {args.video.name}: {result.frames} frames  [{info.engine}/{info.backend} {info.model_id}]")
-    print(f"  engine boxes {result.boxes}: {result.unconfirmed} unconfirmed by the teacher "
-          f"({result.per_100_frames(result.unconfirmed):.1f} per 100 frames), {result.unconfirmed_large} of them "
-          f"large ({result.per_100_frames(result.unconfirmed_large):.1f} per 100 frames; side >= "
-          f"{100 * LARGE_SHARE:g}% of the frame height)")
-    if result.teacher_faces:
-        print(f"  teacher faces {result.teacher_faces}: {100 * result.found_share:.1f}% found by the engine")
-    if result.large_frames:
-        shown = ", ".join(str(i) for i in result.large_frames[:20])
-        print(f"  frames with an unconfirmed large box: {shown}{' ...' if len(result.large_frames) > 20 else ''}")
+    print(f"Teacher agreement on {args.video.name}: {results[0].frames} frames  "
+          f"[{info.engine}/{info.backend} {info.model_id}, its own detection threshold {engine.score_threshold:g}]")
+    for threshold, result in zip(thresholds, results):
+        print(f"  at score > {threshold:g}: engine boxes {result.boxes}: {result.unconfirmed} unconfirmed by the "
+              f"teacher ({result.per_100_frames(result.unconfirmed):.1f} per 100 frames), "
+              f"{result.unconfirmed_large} of them large ({result.per_100_frames(result.unconfirmed_large):.1f} "
+              f"per 100 frames; side >= {100 * LARGE_SHARE:g}% of the frame height)")
+        if result.teacher_faces:
+            print(f"    teacher faces {result.teacher_faces}: {100 * result.found_share:.1f}% found by the engine")
+        if result.large_frames:
+            shown = ", ".join(str(i) for i in result.large_frames[:20])
+            print(f"    frames with an unconfirmed large box: {shown}{' ...' if len(result.large_frames) > 20 else ''}")
     return 0
+
+
+def _agreement_dict(threshold: float, result) -> dict:
+    return {
+        "min_score": threshold,
+        "frames": result.frames,
+        "boxes": result.boxes,
+        "unconfirmed": result.unconfirmed,
+        "unconfirmed_large": result.unconfirmed_large,
+        "unconfirmed_per_100_frames": round(result.per_100_frames(result.unconfirmed), 3),
+        "unconfirmed_large_per_100_frames": round(result.per_100_frames(result.unconfirmed_large), 3),
+        "teacher_faces": result.teacher_faces,
+        "found": result.found,
+        "found_share": round(result.found_share, 6) if result.teacher_faces else None,
+        "large_frames": result.large_frames,
+    }

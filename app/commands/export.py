@@ -2,8 +2,10 @@
 checkpoint as the shippable weights file."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+
 from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG, get_config
 
 
@@ -13,15 +15,30 @@ def register(sub) -> None:
                                    "weights: a training checkpoint (--weights runs/prod/best.pt) as the shipped "
                                    "weights file, optimizer state dropped (default out: the shipped path of the "
                                    "checkpoint's configuration, engines/model/weights/uniface_CONFIG.pt); "
-                                   "several --weights give their element-wise mean (a model soup).")
+                                   "several --weights give their element-wise mean (a model soup); "
+                                   "--detection-threshold stores the detection score these weights use by default.")
     p.add_argument("format", choices=["onnx", "weights"], help="output format")
     p.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)
     p.add_argument("--weights", type=Path, action="append", default=None,
                    help="weights (default: the shipped model); with `weights`, give it several times to "
                         "average checkpoints of one configuration fine-tuned from the same weights")
     p.add_argument("--out", type=Path, default=None, help="output file (default: uniface_CONFIG.onnx)")
+    p.add_argument("--detection-threshold", type=_threshold, default=None, metavar="T",
+                   help="with `weights`: the detection score (0-1) the weights use wherever none is asked "
+                        "for, chosen for them with `eval agreement --min-score` (default: the checkpoint's "
+                        "own, else 0.9); published weights may be given again to change only this")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"a detection threshold is a score between 0 and 1, got {text!r}")
+    return value
 
 
 def run(args) -> int:
@@ -37,6 +54,8 @@ def run(args) -> int:
             raise UserError(f"weights file not found: {path}")
     if args.format == "weights":
         return _publish(args)
+    if args.detection_threshold is not None:
+        raise UserError("--detection-threshold is stored with `export weights`; the ONNX file takes the weights' own")
     if args.weights and len(args.weights) > 1:
         raise UserError("export onnx takes one --weights; average checkpoints with `export weights` first")
     out = args.out or Path(f"uniface_{args.config}.onnx")
@@ -60,7 +79,7 @@ def _publish(args) -> int:
         raise UserError("export weights needs --weights CHECKPOINT (e.g. runs/prod/best.pt)")
     out = args.out  # None: the shipped path of the checkpoint's own configuration
     try:
-        meta = publish_weights(args.weights, out)
+        meta = publish_weights(args.weights, out, detection_threshold=args.detection_threshold)
     except (ValueError, RuntimeError, KeyError) as exc:
         names = ", ".join(str(p) for p in args.weights)
         raise UserError(f"{names}: {exc}") from None

@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--gallery", type=Path, default=None,
                    help="gallery folder (default: the user's gallery, if it exists)")
     p.add_argument("--threshold", type=float, default=None, help="recognition threshold (cosine)")
-    p.add_argument("--min-score", type=float, default=None, help="minimum detection score (default 0.5)")
+    p.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the model's own, 0.9 for the shipped one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.add_argument("--gallery", type=Path, default=None,
                    help="gallery folder (default: the user's gallery if it exists, else everyone is unknown)")
     p.add_argument("--threshold", type=float, default=None, help="recognition threshold (cosine)")
-    p.add_argument("--min-score", type=float, default=None, help="minimum detection score")
+    p.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the model's own)")
     p.add_argument("--max-faces", type=int, default=None, help="at most this many faces per frame")
     add_engine_options(p)
     g = p.add_argument_group("encoding")

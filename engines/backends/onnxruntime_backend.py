@@ -10,6 +10,7 @@ import numpy as np
 from engines.backends.base import EngineInfo, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.model.config import SHIPPED_CONFIG, get_config
+from engines.model.detection_threshold import threshold_from_metadata
 from engines.model.onnx_file import resolve_onnx
 from engines.preprocess import RawOutputs
 
@@ -55,7 +56,8 @@ class OnnxRuntimeBackend(UnifaceBackend):
             random_weights=meta.get("random_weights") == "True",
             input_size=tuple(input_size or cfg.input_size),
         )
-        super().__init__(info, max_faces=cfg.max_faces)
+        super().__init__(info, max_faces=cfg.max_faces,
+                         score_threshold=threshold_from_metadata(meta, f"the metadata of {path}"))
         self.onnx_path = path
 
     def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:

@@ -25,6 +25,7 @@ from engines.backends.base import EngineInfo, EngineNotCached, EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
 from engines.model.config import SHIPPED_CONFIG, get_config
+from engines.model.detection_threshold import threshold_from_metadata
 
 log = logging.getLogger(__name__)
 
@@ -422,14 +423,14 @@ class TensorRTBackend(UnifaceBackend):
         except (ImportError, ValueError):
             if onnx_path is None:
                 raise
-        model_id, random_weights = "unknown", False
         if onnx_path is None:
             from engines.model.onnx_file import resolve_onnx
 
             onnx_path, meta = resolve_onnx(config, weights, cache_dir)
-            model_id, random_weights = meta.get("model_id", "unknown"), meta.get("random_weights") == "True"
         else:
-            model_id, random_weights = _onnx_model_id(Path(onnx_path))
+            meta = _onnx_metadata(Path(onnx_path))
+        model_id, random_weights = meta.get("model_id", Path(onnx_path).stem), meta.get("random_weights") == "True"
+        detection_threshold = threshold_from_metadata(meta, f"the metadata of {onnx_path}")
         size = tuple(input_size or (cfg.input_size if cfg else (640, 480)))
         settings = trt_build.BuildSettings(
             precision=precision, max_batch=max_batch, input_size=size,
@@ -486,7 +487,7 @@ class TensorRTBackend(UnifaceBackend):
             engine="uniface", backend="tensorrt", device=f"cuda:{index}", model_id=model_id,
             random_weights=random_weights, input_size=size,
         )
-        super().__init__(info, max_faces=k)
+        super().__init__(info, max_faces=k, score_threshold=detection_threshold)
         self.precision = precision
         log.info("TensorRT backend ready: %s, %s on %s (%s), K=%d, batch<=%d",
                  self.trt.label, precision.upper(), gpu.name, self.cuda.kind, k, max_batch)
@@ -566,9 +567,9 @@ def _sha(path: Path) -> str:
     return sha256_file(path)
 
 
-def _onnx_model_id(path: Path) -> tuple[str, bool]:
-    """Model id and random-weights flag from an ONNX file's `unisight.*` metadata."""
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's `unisight.*` metadata (model id, random weights, detection threshold), prefix dropped."""
     import onnx
 
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return meta.get("unisight.model_id", path.stem), meta.get("unisight.random_weights") == "True"
+    props = onnx.load(str(path), load_external_data=False).metadata_props
+    return {p.key.removeprefix("unisight."): p.value for p in props if p.key.startswith("unisight.")}

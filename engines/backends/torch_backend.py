@@ -42,7 +42,7 @@ class TorchBackend(UnifaceBackend):
             random_weights=meta.random_weights,
             input_size=tuple(input_size or model.cfg.input_size),
         )
-        super().__init__(info, max_faces=model.cfg.max_faces)
+        super().__init__(info, max_faces=model.cfg.max_faces, score_threshold=meta.detection_threshold)
 
     def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:
         torch = self.torch

@@ -9,12 +9,9 @@ import numpy as np
 
 from engines.backends.base import EngineInfo, FaceEngine
 from engines.faces import Faces
+from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.preprocess import RawOutputs, batch_buffer, letterbox_batch, to_faces
 
-# An earlier shipped model scored real faces ~1.0 and its false positives (clothing, hands,
-# background) mostly 0.5-0.9: on 400 held-out training images, 0.9 instead of 0.5 removes 43%
-# of detections the teacher does not confirm and costs 3% of the ones it does.
-DEFAULT_SCORE_THRESHOLD = 0.9
 # Frames smaller than the input are placed at their own size, not enlarged: enlarging adds no
 # detail and pushes faces past the sizes the network was taught (LFW's 250x250 photos would
 # arrive 1.92x enlarged at 640x480, faces ~210 px). The previous shipped model (prod,
@@ -33,7 +30,7 @@ class UnifaceBackend(FaceEngine):
               float32 in input pixels, count (N,) int32; faces sorted by score, valid first.
     """
 
-    def __init__(self, info: EngineInfo, max_faces: int, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    def __init__(self, info: EngineInfo, max_faces: int, score_threshold: float = DEFAULT_DETECTION_THRESHOLD,
                  max_upscale: float = DEFAULT_MAX_UPSCALE):
         self.info = info
         self.max_faces = max_faces

@@ -11,6 +11,7 @@ background when looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -75,3 +76,11 @@ def frame_agreement(engine_faces: Faces, teacher_faces: Faces, frame_height: int
     return FrameAgreement(boxes=len(boxes), unconfirmed=int(unconfirmed.sum()),
                           unconfirmed_large=int((unconfirmed & large).sum()),
                           teacher_faces=int(sure.sum()), found=int(found.sum()))
+
+
+def agreement_at(engine_faces: Faces, teacher_faces: Faces, frame_height: int,
+                 thresholds: Sequence[float]) -> list[FrameAgreement]:
+    """`frame_agreement` of the engine's faces scoring over each threshold (the graph keeps
+    scores strictly over its threshold; so does this): one frame's point on each threshold of a
+    precision/recall curve, from one inference at the lowest of them."""
+    return [frame_agreement(engine_faces[engine_faces.scores > t], teacher_faces, frame_height) for t in thresholds]

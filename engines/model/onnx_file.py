@@ -15,13 +15,14 @@ def shipped_onnx(config_name: str) -> Path:
 
 
 def resolve_onnx(config_name: str, weights: Path | None, cache_dir: Path | None) -> tuple[Path, dict]:
-    """Path of an ONNX graph for these weights and its metadata (model id, random or not).
+    """Path of an ONNX graph for these weights and its metadata (model id, random or not,
+    detection threshold), as strings.
 
     The shipped graph is used as is; other weights (or none: random) are exported once
-    into `cache_dir/onnx/` under their model id and the exporter's version.
+    into `cache_dir/onnx/` under their model id and the exporter's version, and their metadata
+    is read from the weights themselves: the model id names the parameters only, so a cached
+    export may carry an older detection threshold of the same parameters.
     """
-    import onnx
-
     if weights is None and shipped_onnx(config_name).exists() and default_weights(config_name).exists():
         path = shipped_onnx(config_name)
     else:
@@ -35,6 +36,9 @@ def resolve_onnx(config_name: str, weights: Path | None, cache_dir: Path | None)
         if not path.exists():
             log.info("exporting %s to %s (once)", meta.model_id, path)
             export_onnx(config_name, weights, path)
+        return path, {key: str(value) for key, value in meta.as_dict().items()}
+    import onnx
+
     proto = onnx.load(str(path), load_external_data=False)
     meta = {p.key.removeprefix("unisight."): p.value for p in proto.metadata_props if p.key.startswith("unisight.")}
     return path, meta

@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 
 from engines.model.config import get_config
+from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD, checked_detection_threshold
 from engines.model.network import Uniface
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ModelMeta:
     random_weights: bool
     weights_path: str | None
     trained: str = ""  # free text from the training run (data, steps, date)
+    detection_threshold: float = DEFAULT_DETECTION_THRESHOLD  # the score a face must beat by default
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,6 +73,8 @@ def load_model(config_name: str, weights: Path | None = None) -> tuple[Uniface, 
             random_weights=False,
             weights_path=str(path),
             trained=str(ckpt.get("trained", "")),
+            detection_threshold=checked_detection_threshold(
+                ckpt.get("detection_threshold", DEFAULT_DETECTION_THRESHOLD), str(path)),
         )
     elif weights is not None:
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -82,7 +86,8 @@ def load_model(config_name: str, weights: Path | None = None) -> tuple[Uniface, 
     return model.eval(), meta
 
 
-def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None) -> ModelMeta:
+def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None,
+                    detection_threshold: float | None = None) -> ModelMeta:
     """Write a training checkpoint as shippable weights: config, state dict and a summary of
     how it was trained; no optimizer state. Written to a temporary file, then renamed.
 
@@ -90,7 +95,10 @@ def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None)
     al. 2022): runs fine-tuned from the same weights with different settings can average into
     a network better than each, but not always, so evaluate the mean. They must share the
     configuration.
-    out: None means the shipped path of the checkpoints' own configuration."""
+    out: None means the shipped path of the checkpoints' own configuration.
+    detection_threshold: the default detection score for these weights, chosen for them (e.g.
+    with `main.py eval agreement --min-score ...`); None keeps the one the (first) checkpoint
+    carries, if any, else DEFAULT_DETECTION_THRESHOLD applies."""
     paths = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(p) for p in checkpoints]
     if not paths:
         raise ValueError("no checkpoint given")
@@ -106,6 +114,10 @@ def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None)
     if len(ckpts) > 1:
         trained = f"mean of {len(ckpts)} checkpoints: {trained}"
     payload = {"config": config, "state_dict": _mean_state([c["state_dict"] for c in ckpts]), "trained": trained}
+    if detection_threshold is None:
+        detection_threshold = ckpts[0].get("detection_threshold")
+    if detection_threshold is not None:
+        payload["detection_threshold"] = checked_detection_threshold(detection_threshold, "publish_weights")
     means = [torch.as_tensor(c["teacher_mean"], dtype=torch.float32) for c in ckpts if "teacher_mean" in c]
     if means:
         payload["teacher_mean"] = [float(v) for v in torch.stack(means).mean(0)]
@@ -119,6 +131,8 @@ def publish_weights(checkpoints: Path | Sequence[Path], out: Path | None = None)
 
 
 def _training_summary(ckpt: dict) -> str:
+    if "trained" in ckpt and "step" not in ckpt:  # published weights: keep their own summary
+        return str(ckpt["trained"])
     settings = ckpt.get("settings", {})
     return "; ".join(
         part for part in (

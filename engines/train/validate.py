@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import torch
 
-from engines.backends.uniface import DEFAULT_MAX_UPSCALE, DEFAULT_SCORE_THRESHOLD
+from engines.backends.uniface import DEFAULT_MAX_UPSCALE
+from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.faces import box_sides
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
@@ -75,7 +76,7 @@ def background_canvas(index: int, label: ImageLabels, input_size=(640, 480)) -> 
 
 @torch.no_grad()
 def background_boxes(model, labels: list[ImageLabels], input_size=(640, 480), device="cpu", batch: int = 8,
-                     score: float = DEFAULT_SCORE_THRESHOLD) -> tuple[float, int]:
+                     score: float = DEFAULT_DETECTION_THRESHOLD) -> tuple[float, int]:
     """Boxes the model draws at `score` on `background_canvas`es of these photos, per canvas,
     and how many canvases there were (photos without room give none). Anything found is
     invented: held-out AP never shows a large empty background, which a camera often does."""
