@@ -57,6 +57,15 @@ def register(sub) -> None:
     p.add_argument("--dark-p", type=float, default=0.0,
                    help="share of canvases and crops dimmed to a dark room's light, so faces in the dark "
                         "stay faces (0)")
+    p.add_argument("--identity-weight", type=float, default=0.0,
+                   help="weight of the identity loss: a CosFace margin softmax over the people of the CelebA "
+                        "label sets, on the student's embeddings (0: off)")
+    p.add_argument("--identity-margin", type=float, default=0.2, help="its cosine margin m, in [0, 1) (0.2)")
+    p.add_argument("--identity-scale", type=float, default=30.0, help="its logit scale s, > 0 (30)")
+    p.add_argument("--identity-min-images", type=int, default=1,
+                   help="people with fewer identified training faces get no class (1: every person)")
+    p.add_argument("--identities", type=Path, default=None,
+                   help="CelebA's identity_all.txt, file name -> person (../shared/data/celeba-wild/identity_all.txt)")
     p.set_defaults(func=run)
 
 
@@ -82,6 +91,7 @@ def _parse_crop_canvas(text: str) -> int:
 
 def run(args) -> int:
     from app.errors import UserError
+    from engines.train.identities import DEFAULT_IDENTITIES
     from engines.train.loop import TrainSettings, train
     from engines.train.losses import LossWeights
 
@@ -97,7 +107,19 @@ def run(args) -> int:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
         raise UserError("--turn-degrees must be between 0 and 90")
-    weights = LossWeights(relation=args.relation_weight,
+    if args.identity_weight < 0:
+        raise UserError("--identity-weight must be >= 0")
+    if not 0 <= args.identity_margin < 1:
+        raise UserError("--identity-margin must be in [0, 1)")
+    if args.identity_scale <= 0:
+        raise UserError("--identity-scale must be > 0")
+    if args.identity_min_images < 1:
+        raise UserError("--identity-min-images must be at least 1")
+    identities = args.identities or DEFAULT_IDENTITIES
+    if args.identity_weight > 0 and not identities.is_file():
+        raise UserError(f"--identities: {identities} not found (the identity loss needs CelebA's "
+                        "identity_all.txt)")
+    weights = LossWeights(relation=args.relation_weight, identity=args.identity_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
     settings = TrainSettings(
@@ -108,7 +130,8 @@ def run(args) -> int:
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
-        dark_p=args.dark_p,
+        dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
+        identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
     )
     try:
         result = train(settings)

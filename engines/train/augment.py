@@ -17,6 +17,8 @@ class Sample:
     mimic: per face, whether the teacher embedding is a valid target for the face as it
     now appears (false once it is cut by the border or too small; a mirror image keeps it).
     ignore: per face, whether it is too small/uncertain to be a positive or a negative.
+    identities: per face, its identity class for the identity loss, -1 for none (None: none has one).
+    Every step that drops or reorders faces does the same to all these per-face arrays.
     """
 
     image: np.ndarray  # BGR uint8
@@ -25,6 +27,11 @@ class Sample:
     embeddings: np.ndarray  # (n, 128) float32
     mimic: np.ndarray  # (n,) bool
     ignore: np.ndarray  # (n,) bool
+    identities: np.ndarray | None = None  # (n,) int64
+
+    def __post_init__(self):
+        if self.identities is None:
+            self.identities = np.full(len(self.boxes), -1, np.int64)
 
     def transformed(self, image: np.ndarray, scale: float, dx: float, dy: float) -> "Sample":
         """Same faces after the image was scaled by `scale` then shifted by (dx, dy)."""
@@ -42,6 +49,7 @@ def concat(samples: list[Sample], image: np.ndarray) -> Sample:
         embeddings=np.concatenate([s.embeddings for s in samples]).reshape(-1, 128),
         mimic=np.concatenate([s.mimic for s in samples]),
         ignore=np.concatenate([s.ignore for s in samples]),
+        identities=np.concatenate([s.identities for s in samples]).astype(np.int64),
     )
 
 
@@ -72,7 +80,8 @@ def clip_to_canvas(s: Sample, min_face: float, min_mimic_face: float) -> Sample:
     size = box_sides(clipped)
     ignore = s.ignore | (visible < 0.6) | (size < min_face)
     mimic = s.mimic & (visible > 0.95) & (size >= min_mimic_face)
-    return Sample(s.image, clipped[keep], s.landmarks[keep], s.embeddings[keep], mimic[keep], ignore[keep])
+    return Sample(s.image, clipped[keep], s.landmarks[keep], s.embeddings[keep], mimic[keep], ignore[keep],
+                  s.identities[keep])
 
 
 def turn(s: Sample, degrees: float, fill: np.ndarray) -> Sample:
@@ -124,7 +133,8 @@ def flip(s: Sample) -> Sample:
     boxes[:, [0, 2]] = W - s.boxes[:, [2, 0]]
     lmk = s.landmarks[:, FLIP_ORDER].copy()
     lmk[..., 0] = W - lmk[..., 0]
-    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lmk, s.embeddings, s.mimic.copy(), s.ignore)
+    return Sample(np.ascontiguousarray(s.image[:, ::-1]), boxes, lmk, s.embeddings, s.mimic.copy(), s.ignore,
+                  s.identities)
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator, dark_p: float = 0.0) -> np.ndarray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,6 +15,9 @@ from engines.train.augment import AugmentSettings, Sample, augment, finish
 from engines.train.backdrops import backdrop_sources, maybe_backdrop
 from engines.train.labelling import ImageLabels
 from engines.train.targets import match_anchors
+
+if TYPE_CHECKING:  # identities imports this module
+    from engines.train.identities import IdentityTable
 
 POSITIVE_SCORE = 0.9  # teacher faces below this are ignored, not taught as faces
 MIMIC_SCORE = 0.95
@@ -63,8 +67,9 @@ def centred_teacher(embeddings: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
 
 
-def to_sample(label: ImageLabels) -> Sample | None:
-    """Load the image and turn its teacher faces into a `Sample` (None if unreadable)."""
+def to_sample(label: ImageLabels, identities: np.ndarray | None = None) -> Sample | None:
+    """Load the image and turn its teacher faces into a `Sample` (None if unreadable);
+    `identities`: each face's identity class (-1 none; None: no face has one)."""
     image = cv2.imread(label.path, cv2.IMREAD_COLOR)
     if image is None:
         return None
@@ -75,6 +80,7 @@ def to_sample(label: ImageLabels) -> Sample | None:
         embeddings=label.embeddings.astype(np.float32).reshape(-1, 128),
         mimic=mimic_eligible(label),
         ignore=label.scores < POSITIVE_SCORE,
+        identities=identities,
     )
 
 
@@ -87,18 +93,21 @@ class TrainItem:
     mimic_boxes: np.ndarray  # (m, 4)
     mimic_landmarks: np.ndarray  # (m, 5, 2)
     mimic_targets: np.ndarray  # (m, 128)
+    mimic_identities: np.ndarray  # (m,) int64 identity class of each mimicked face, -1 none
 
 
 class FaceDataset(Dataset):
     """Each item: one augmented canvas (or mosaic) and its targets; random but seeded per item."""
 
-    def __init__(self, labels: list[ImageLabels], anchors: np.ndarray, settings: AugmentSettings, seed: int = 0):
+    def __init__(self, labels: list[ImageLabels], anchors: np.ndarray, settings: AugmentSettings, seed: int = 0,
+                 identities: IdentityTable | None = None):
         self.labels = labels
         self.anchors = anchors
         self.settings = settings
         self.seed = seed
         self.epoch = 0
         self.backdrop_sources = backdrop_sources(labels)  # photos with a face-free region
+        self.identities = identities  # classes of `labels`' faces, for the identity loss
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -111,11 +120,18 @@ class FaceDataset(Dataset):
             return to_item(finish(faceless_sample(faceless), rng, cfg.flip_p, cfg.dark_p), self.anchors)
         mosaic = bool(rng.random() < cfg.mosaic_p)
         picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
-        samples = [s for s in (to_sample(self.labels[i]) for i in picks) if s is not None]
+        samples = [s for s in (sample_of(self.labels, self.identities, i) for i in picks) if s is not None]
         if not samples:
             samples = [faceless_sample(np.zeros((64, 64, 3), np.uint8))]
         backdrop = maybe_backdrop(self.backdrop_sources, cfg.canvas, rng, cfg.backdrop_p)
         return to_item(augment(samples, rng, cfg, mosaic=mosaic, backdrop=backdrop), self.anchors)
+
+
+def sample_of(labels: list[ImageLabels], identities: IdentityTable | None, index: int) -> Sample | None:
+    """`to_sample` of `labels[index]` with its faces' classes from `identities` (if given)."""
+    label = labels[index]
+    classes = None if identities is None else identities.face_classes(index, len(label.boxes))
+    return to_sample(label, classes)
 
 
 def faceless_sample(image: np.ndarray) -> Sample:
@@ -128,7 +144,8 @@ def to_item(s: Sample, anchors: np.ndarray) -> TrainItem:
     """A finished canvas and its anchor targets; its mimicked faces with their teacher embeddings."""
     t = match_anchors(anchors, s.boxes, s.landmarks, s.ignore)
     m = s.mimic
-    return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m])
+    return TrainItem(s.image, t.labels, t.box, t.landmarks, s.boxes[m], s.landmarks[m], s.embeddings[m],
+                     s.identities[m])
 
 
 def collate(items: list[TrainItem]) -> dict[str, torch.Tensor]:
@@ -142,5 +159,6 @@ def collate(items: list[TrainItem]) -> dict[str, torch.Tensor]:
         "mimic_boxes": torch.from_numpy(np.concatenate([i.mimic_boxes for i in items]).reshape(-1, 4)),
         "mimic_landmarks": torch.from_numpy(np.concatenate([i.mimic_landmarks for i in items]).reshape(-1, 5, 2)),
         "mimic_targets": torch.from_numpy(np.concatenate([i.mimic_targets for i in items]).reshape(-1, 128)),
+        "mimic_identities": torch.from_numpy(np.concatenate([i.mimic_identities for i in items]).astype(np.int64)),
         "mimic_index": torch.repeat_interleave(torch.arange(len(items)), torch.tensor(counts, dtype=torch.long)),
     }

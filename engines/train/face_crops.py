@@ -14,7 +14,8 @@ from torch.utils.data import Dataset
 
 from engines.train.augment import Sample, clip_to_canvas, finish, maybe_turn, place
 from engines.train.backdrops import backdrop_sources, maybe_backdrop
-from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, to_item, to_sample
+from engines.train.dataset import TrainItem, faceless_sample, mimic_eligible, sample_of, to_item
+from engines.train.identities import IdentityTable
 from engines.train.labelling import ImageLabels
 
 
@@ -67,7 +68,7 @@ class FaceCropDataset(Dataset):
     """Each item: one face (cycled through all mimic-eligible faces) on a small augmented canvas."""
 
     def __init__(self, labels: list[ImageLabels], faces: np.ndarray, anchors: np.ndarray,
-                 settings: CropSettings, seed: int = 0):
+                 settings: CropSettings, seed: int = 0, identities: IdentityTable | None = None):
         if len(faces) == 0:
             raise ValueError("no face is eligible for the mimic stream")
         self.labels = labels
@@ -77,6 +78,7 @@ class FaceCropDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.backdrop_sources = backdrop_sources(labels)  # photos with a face-free region
+        self.identities = identities  # classes of `labels`' faces, for the identity loss
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -93,7 +95,7 @@ class FaceCropDataset(Dataset):
         colour = rng.integers(0, 256, 3, dtype=np.uint8)
         backdrop = maybe_backdrop(self.backdrop_sources, side, rng, s.backdrop_p)
         canvas[:] = colour if backdrop is None else backdrop
-        sample = to_sample(self.labels[image_index])
+        sample = sample_of(self.labels, self.identities, image_index)
         if sample is None:  # unreadable since labelling: a blank canvas still teaches background
             out = faceless_sample(canvas)
         else:

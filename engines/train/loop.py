@@ -20,8 +20,9 @@ from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
+from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
-from engines.train.losses import LossWeights, detection_losses, mimic_loss, relation_loss
+from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
 from engines.train.validate import validate
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class TrainSettings:
     backdrop_p: float = 0.0  # share of canvases and crops laid on a face-free photo region (`backdrops`)
     faceless_p: float = 0.0  # share of canvases and crops that are only a face-free photo region
     dark_p: float = 0.0  # share of canvases and crops dimmed to a dark room's light
+    identities: str = str(DEFAULT_IDENTITIES)  # CelebA identity_all.txt, for the identity loss (weights["identity"])
+    identity_scale: float = 30.0  # CosFace scale s of the identity loss
+    identity_margin: float = 0.2  # CosFace margin m of the identity loss
+    identity_min_images: int = 1  # people with fewer identified training faces get no class (`identity_table`)
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -110,7 +115,8 @@ def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
 
 def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
                   teacher_mean: torch.Tensor):
-    """Detection losses of one batch, and its mimicked faces' student and (centred) teacher embeddings."""
+    """Detection losses of one batch, and its mimicked faces' student and (centred) teacher
+    embeddings and identity classes (-1: none)."""
     images = batch["images"].to(device, non_blocking=True)
     heads = model.forward_heads(model.normalise(images))
     losses = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas,
@@ -121,7 +127,7 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
         student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
     else:  # keeps F_r in the graph so every parameter gets a (zero) gradient
         student = heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0
-    return losses, student, target
+    return losses, student, target, batch["mimic_identities"].to(device)
 
 
 def teacher_centre(labels) -> np.ndarray:
@@ -143,6 +149,18 @@ def teacher_bank(labels, centre: np.ndarray) -> np.ndarray:
     the faces the relation loss compares each student embedding with."""
     parts = [l.embeddings[mimic_eligible(l)] for l in labels if len(l.embeddings)]
     return centred_teacher(np.concatenate(parts) if parts else np.zeros((0, len(centre))), centre)
+
+
+def identity_classes(s: TrainSettings, train_labels, centre: np.ndarray) -> tuple[IdentityTable, np.ndarray]:
+    """The identity table of the training images and its classes' starting weights
+    (`class_centres`), for the identity loss."""
+    path = Path(s.identities)
+    if not path.is_file():
+        raise ValueError(f"identity file {path} not found (the identity loss needs CelebA's identity_all.txt)")
+    table = identity_table(train_labels, read_identities(path), min_images=s.identity_min_images)
+    if table.classes == 0:
+        raise ValueError(f"no training image of the CelebA label sets has an identity in {path}")
+    return table, class_centres(table, train_labels, centre)
 
 
 def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
@@ -187,12 +205,29 @@ def train(s: TrainSettings) -> dict:
         model.load_state_dict(init_state(Path(s.init), cfg, model))
     params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": params_decay, "weight_decay": s.weight_decay},
-                             {"params": params_other, "weight_decay": 0.0}], lr=s.lr)
+    groups = [{"params": params_decay, "weight_decay": s.weight_decay}, {"params": params_other, "weight_decay": 0.0}]
+    lw = LossWeights(**s.weights)
+    table, head = None, None
+    if lw.identity > 0:
+        # A training-only class-weight matrix, outside the network: exported weights never see it.
+        table, centres = identity_classes(s, train_labels, teacher_mean.numpy())
+        head = torch.nn.Parameter(torch.from_numpy(centres).to(device))
+        groups.append({"params": [head], "weight_decay": 0.0})  # rows are normalised: decay would only shrink them
+        log.info("identity loss: weight %g, %d classes (%d with one face) over %d training faces, CosFace s=%g m=%g",
+                 lw.identity, table.classes, table.single_classes, table.faces, s.identity_scale, s.identity_margin)
+    opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["state_dict"])
+        if (head is None) != ("identity_head" not in ckpt):
+            raise ValueError(f"{last} was trained with the identity loss {'on' if head is None else 'off'}: "
+                             "resume it the same way, or use another --out")
+        if head is not None:
+            if ckpt["identity_names"] != table.names:
+                raise ValueError(f"{last} has another identity table (file, sets or --identity-min-images "
+                                 "changed): resume it with the same, or use another --out")
+            head.data.copy_(ckpt["identity_head"])
         opt.load_state_dict(ckpt["optimizer"])
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         torch.set_rng_state(ckpt["rng"])
@@ -202,7 +237,7 @@ def train(s: TrainSettings) -> dict:
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
                           AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
                                           turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
-                                          faceless_p=s.faceless_p, dark_p=s.dark_p), seed=s.seed)
+                                          faceless_p=s.faceless_p, dark_p=s.dark_p), seed=s.seed, identities=table)
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
@@ -212,11 +247,10 @@ def train(s: TrainSettings) -> dict:
                                 CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context),
                                              turn_p=s.turn_p, turn_degrees=s.turn_degrees,
                                              backdrop_p=s.backdrop_p, faceless_p=s.faceless_p, dark_p=s.dark_p),
-                                seed=s.seed)
+                                seed=s.seed, identities=table)
         crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
         log.info("mimic stream: %d faces, %d per step on %dx%d crops", len(crops), s.crop_batch,
                  s.crop_canvas, s.crop_canvas)
-    lw = LossWeights(**s.weights)
     bank_np = teacher_bank(train_labels, teacher_mean.numpy())
     bank = None
     if lw.relation > 0:
@@ -237,12 +271,13 @@ def train(s: TrainSettings) -> dict:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s)
-            losses, student, target = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean)
+            losses, student, target, classes = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean)
             if crops is not None:
-                crop_losses, crop_student, crop_target = _batch_losses(
+                crop_losses, crop_student, crop_target, crop_classes = _batch_losses(
                     model, next(crop_batches), device, s.jitter, gen, teacher_mean)
                 losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
                 student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
+                classes = torch.cat([classes, crop_classes])
             losses["mimic"] = mimic_loss(student, target)
             if len(student):
                 with torch.no_grad():
@@ -252,9 +287,12 @@ def train(s: TrainSettings) -> dict:
             if bank is not None:
                 losses["relation"] = relation_loss(student, target, bank, s.relation_temp)
                 total = total + lw.relation * losses["relation"]
+            if head is not None:
+                losses["identity"] = identity_loss(student, classes, head, s.identity_scale, s.identity_margin)
+                total = total + lw.identity * losses["identity"]
             opt.zero_grad(set_to_none=True)
             total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # not the head: Adam steps hardly depend on its scale
             opt.step()
             step += 1
             seen += len(batch["images"])
@@ -263,6 +301,9 @@ def train(s: TrainSettings) -> dict:
                 t_last, seen = time.time(), 0
                 rec = {"step": step, "lr": round(_lr(step, s), 6), "img_s": round(rate, 1), "total": round(float(total.detach()), 4),
                        **{k: round(float(v.detach()), 4) for k, v in losses.items()}, "mimic_faces": int(len(student))}
+                if head is not None:
+                    known = int((classes >= 0).sum())
+                    rec.update(identity_faces=known, identity_share=round(known / max(1, len(classes)), 3))
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))
@@ -276,6 +317,8 @@ def train(s: TrainSettings) -> dict:
                 payload = {"config": s.config, "state_dict": model.state_dict(), "step": step,
                            "teacher_mean": teacher_mean.tolist(),
                            "val": result.as_dict(), "settings": asdict(s)}
+                if head is not None:  # training-only: publish_weights takes the state dict alone
+                    payload.update(identity_head=head.detach().cpu().clone(), identity_names=table.names)
                 if score > best:
                     best = score
                     _save(out / "best.pt", payload)
