@@ -26,6 +26,7 @@ def test_identify_json_contract():
     out = json.loads(r.stdout)
     assert out["image"] == str(SAMPLE_IMAGE) and out["engine"] == "uniface" and out["backend"] == "onnxruntime"
     assert out["random_weights"] is True and "RANDOM WEIGHTS" in r.stderr
+    assert out["min_score"] == 0.9  # weights with no threshold of their own: the default
     for face in out["faces"]:
         assert len(face["box"]) == 4 and len(face["landmarks"]) == 5 and len(face["landmarks"][0]) == 2
         assert 0 <= face["score"] <= 1

@@ -43,6 +43,7 @@ def run(args) -> int:
             "model_id": info.model_id,
             "random_weights": info.random_weights,
             "size": [int(image.shape[1]), int(image.shape[0])],
+            "min_score": args.min_score if args.min_score is not None else getattr(engine, "score_threshold", None),
             "gallery": gallery_note,
             "faces": faces.to_records(),
         }))

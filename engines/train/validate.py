@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
-from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.faces import box_sides
+from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
