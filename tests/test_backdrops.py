@@ -159,8 +159,8 @@ def test_background_boxes_counts_what_the_deployed_engine_draws_on_the_same_canv
     assert np.array_equal(canvases[0], background_canvas(0, astronaut))  # the same region every time
     assert not np.array_equal(canvases[0], canvases[2])  # another position, another region
     model, _ = load_model(SHIPPED_CONFIG)
-    per_canvas, seen = background_boxes(model, labels, batch=3)
     engine = create_engine("uniface", "onnxruntime", cache_dir=user_cache_dir())
+    per_canvas, seen = background_boxes(model, labels, batch=3, score=engine.score_threshold)  # the weights' own
     drawn = sum(len(f) for f in engine.infer([c for c in canvases if c is not None]))
     assert seen == 7 and per_canvas == pytest.approx(drawn / 7)
     none_per_canvas, none_seen = background_boxes(model, labels[1:2])

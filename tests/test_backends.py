@@ -58,7 +58,7 @@ def spread_weights(config: str, path, start_from: str | None = None):
 
 
 @pytest.mark.parametrize("config, start_from", [
-    ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", "wide"), ("wide_aligned", "wide")])
+    ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", SHIPPED_CONFIG), ("wide", SHIPPED_CONFIG)])
 def test_torch_and_onnxruntime_agree(config, start_from, cache_dir, tmp_path):
     frames = _frames()
     weights = spread_weights(config, tmp_path / "w.pt", start_from)

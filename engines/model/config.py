@@ -1,6 +1,6 @@
-"""Named network configurations: `wide` (the shipped model), `prod` (the narrower network it
-was widened from), `wider`, `wide_td`, `wide_roi32` and `wide_aligned` (experiments started
-from `wide`) and `tiny` (tests)."""
+"""Named network configurations: `wide_aligned` (the shipped model), `wide` (the one it started
+from, the previous shipped model), `prod` (the narrower network `wide` was widened from),
+`wider`, `wide_td` and `wide_roi32` (experiments started from `wide`) and `tiny` (tests)."""
 from __future__ import annotations
 
 import dataclasses
@@ -157,7 +157,7 @@ WIDE_ALIGNED = dataclasses.replace(
     face_aspect=1.2943)
 
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, TINY)}
-SHIPPED_CONFIG = WIDE.name  # the configuration of the committed weights: every command's default
+SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 
 
