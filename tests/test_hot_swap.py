@@ -169,6 +169,10 @@ def test_many_threads_during_the_switch_never_touch_a_closed_engine():
     deadline = time.monotonic() + 5
     while engine.status().state != "switched" and time.monotonic() < deadline:
         time.sleep(0.01)
+    # until every thread has had a call answered by the new engine: a fixed pause was not
+    # always enough for four busy threads on a loaded 2-core machine (one CI run)
+    while not all(mine and mine[-1] == 2.0 for mine in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
     time.sleep(0.05)
     stop.set()
     for t in threads:
