@@ -32,13 +32,12 @@ def register(sub) -> None:
 
 
 def _threshold(text: str) -> float:
+    from engines.model.detection_threshold import checked_detection_threshold
+
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"a detection threshold is a score between 0 and 1, got {text!r}")
-    return value
+        return checked_detection_threshold(text, "--detection-threshold")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args) -> int:
@@ -63,9 +62,9 @@ def run(args) -> int:
         export_onnx(args.config, args.weights[0] if args.weights else None, out)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    import onnx
+    from engines.model.onnx_file import onnx_metadata
 
-    meta = {p.key.removeprefix("unisight."): p.value for p in onnx.load(str(out)).metadata_props}
+    meta = onnx_metadata(out)
     summary = {"output": str(out), "bytes": out.stat().st_size, **meta}
     print(json.dumps(summary) if args.json else f"wrote {out} ({summary['bytes'] / 1e6:.1f} MB, {meta.get('model_id')})")
     return 0

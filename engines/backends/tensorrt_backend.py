@@ -428,7 +428,9 @@ class TensorRTBackend(UnifaceBackend):
 
             onnx_path, meta = resolve_onnx(config, weights, cache_dir)
         else:
-            meta = _onnx_metadata(Path(onnx_path))
+            from engines.model.onnx_file import onnx_metadata
+
+            meta = onnx_metadata(Path(onnx_path))
         model_id, random_weights = meta.get("model_id", Path(onnx_path).stem), meta.get("random_weights") == "True"
         detection_threshold = threshold_from_metadata(meta, f"the metadata of {onnx_path}")
         size = tuple(input_size or (cfg.input_size if cfg else (640, 480)))
@@ -565,11 +567,3 @@ def _sha(path: Path) -> str:
     from engines.trt.cache import sha256_file
 
     return sha256_file(path)
-
-
-def _onnx_metadata(path: Path) -> dict[str, str]:
-    """An ONNX file's `unisight.*` metadata (model id, random weights, detection threshold), prefix dropped."""
-    import onnx
-
-    props = onnx.load(str(path), load_external_data=False).metadata_props
-    return {p.key.removeprefix("unisight."): p.value for p in props if p.key.startswith("unisight.")}

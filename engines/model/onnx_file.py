@@ -37,8 +37,13 @@ def resolve_onnx(config_name: str, weights: Path | None, cache_dir: Path | None)
             log.info("exporting %s to %s (once)", meta.model_id, path)
             export_onnx(config_name, weights, path)
         return path, {key: str(value) for key, value in meta.as_dict().items()}
+    return path, onnx_metadata(path)
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's `unisight.*` metadata (model id, random weights, detection threshold, ...),
+    prefix dropped, as `export_onnx` wrote it."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
-    meta = {p.key.removeprefix("unisight."): p.value for p in proto.metadata_props if p.key.startswith("unisight.")}
-    return path, meta
+    props = onnx.load(str(path), load_external_data=False).metadata_props
+    return {p.key.removeprefix("unisight."): p.value for p in props if p.key.startswith("unisight.")}
