@@ -14,6 +14,8 @@ from typing import Iterator
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from engines.faces import box_iou
+
 _INFEASIBLE = 1e6
 
 
@@ -170,20 +172,6 @@ class Tracker:
                     & (scale <= cfg.reid_max_scale))
             feasible = (feasible | reid) & ~(has[:, None] & (cos < cfg.embedding_gate))
         return np.where(feasible, cost, _INFEASIBLE)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (m, 4) with every box in b (n, 4): (m, n)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
 
 
 def _centres(boxes: np.ndarray) -> np.ndarray:

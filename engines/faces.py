@@ -15,6 +15,24 @@ def box_sides(boxes: np.ndarray) -> np.ndarray:
     return np.sqrt(np.prod(np.maximum(boxes[:, 2:] - boxes[:, :2], 0), axis=1))
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (m, 4) with every box in b (n, 4), x1 y1 x2 y2: (m, n).
+
+    Computed in the inputs' float type (float32 at least): training matches thousands of anchors
+    per image with it, where float64 would only cost time.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    dtype = np.result_type(a.dtype, b.dtype, np.float32)
+    a = a.astype(dtype, copy=False).reshape(-1, 4)
+    b = b.astype(dtype, copy=False).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
 @dataclass(slots=True)
 class Faces:
     """Faces found in one image, in that image's pixel coordinates.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.paths import NO_FACE_IMAGE, SAMPLE_IMAGE, user_cache_dir
-from app.tracking import box_iou
+from engines.faces import box_iou
 from engines.model.config import SHIPPED_CONFIG
 from engines.model.weights import default_weights
 from tests.test_train import FACE_BOX

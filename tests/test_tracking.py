@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.tracking import Tracker, TrackerConfig, box_iou
+from app.tracking import Tracker, TrackerConfig
 
 
 def _box(cx, cy, size=60.0):
@@ -110,12 +110,6 @@ def test_frame_gaps_scale_the_motion_guess():
         tracks = tracker.update(np.array([_box(50 + 12 * frame, 200, size=50)]), frame=frame)
         ids.append(tracks[0].id)
     assert ids[0] == -1 and len(set(ids[1:])) == 1
-
-
-def test_box_iou_values():
-    a = np.array([[0, 0, 10, 10]])
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
-    np.testing.assert_allclose(box_iou(a, b), [[1.0, 50 / 150, 0.0]])
 
 
 def test_reidentification_without_overlap_needs_similarity_and_a_plausible_size():

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from app.paths import SAMPLE_IMAGE
+from engines.faces import box_iou
 from engines.train.augment import AugmentSettings, Sample, augment, turn
 from engines.train.face_crops import CropSettings, FaceCropDataset
-from engines.train.targets import iou_matrix
 from tests.test_face_crops import _tiny_anchors
 from tests.test_train import FACE_BOX, FACE_LMK, _label
 
@@ -128,7 +128,7 @@ def test_the_teacher_boxes_a_turned_face_as_turn_moves_its_box_and_keeps_its_emb
     s = Sample(image, found.boxes[:1], found.landmarks[:1], found.embeddings[:1], np.ones(1, bool), np.zeros(1, bool))
     t = turn(s, degrees, np.zeros(3, np.uint8))
     again = cascade.infer([t.image])[0]
-    iou = iou_matrix(t.boxes, again.boxes)[0]
+    iou = box_iou(t.boxes, again.boxes)[0]
     j = int(np.argmax(iou))
     size = np.sqrt(np.prod(t.boxes[0, 2:] - t.boxes[0, :2]))
     assert iou[j] > 0.8

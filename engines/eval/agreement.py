@@ -15,8 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engines.faces import Faces, box_sides
-from engines.train.targets import iou_matrix
+from engines.faces import Faces, box_iou, box_sides
 
 CONFIRM_IOU = 0.3  # an engine box overlapping a teacher box this much is confirmed
 FOUND_IOU = 0.5  # a teacher face is found by an engine box overlapping it this much
@@ -68,7 +67,7 @@ class AgreementResult:
 def frame_agreement(engine_faces: Faces, teacher_faces: Faces, frame_height: int) -> FrameAgreement:
     """Compare an engine's faces with the teacher's (all of its boxes, however unsure) on one frame."""
     boxes = engine_faces.boxes.reshape(-1, 4).astype(np.float32)
-    iou = iou_matrix(boxes, teacher_faces.boxes.reshape(-1, 4).astype(np.float32))  # (engine, teacher)
+    iou = box_iou(boxes, teacher_faces.boxes.reshape(-1, 4).astype(np.float32))  # (engine, teacher)
     sure = teacher_faces.scores >= TEACHER_SURE
     unconfirmed = iou.max(axis=1, initial=0.0) < CONFIRM_IOU
     large = box_sides(boxes) >= LARGE_SHARE * frame_height

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engines.faces import box_iou
 from engines.model.anchors import encode_boxes, encode_landmarks
 
 POSITIVE_IOU = 0.35
@@ -20,16 +21,6 @@ class AnchorTargets:
     landmarks: np.ndarray  # (A, 10) float32
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between boxes a (n, 4) and b (m, 4), x1 y1 x2 y2."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
-
-
 def match_anchors(anchors_cxcywh: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray,
                   ignore: np.ndarray) -> AnchorTargets:
     """SSD matching with forced best anchors; anchors on ignored faces are ignored."""
@@ -41,7 +32,7 @@ def match_anchors(anchors_cxcywh: np.ndarray, boxes: np.ndarray, landmarks: np.n
         return AnchorTargets(labels, box_t, lmk_t)
     a = anchors_cxcywh
     anchors_xyxy = np.concatenate([a[:, :2] - a[:, 2:] / 2, a[:, :2] + a[:, 2:] / 2], 1)
-    iou = iou_matrix(anchors_xyxy, boxes)  # (A, n)
+    iou = box_iou(anchors_xyxy, boxes)  # (A, n)
     best_face = iou.argmax(1)
     best_iou = iou.max(1)
     best_anchor = iou.argmax(0)

@@ -10,13 +10,12 @@ import numpy as np
 import torch
 
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
-from engines.faces import box_sides
+from engines.faces import box_iou, box_sides
 from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
 from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
 from engines.train.labelling import ImageLabels
-from engines.train.targets import iou_matrix
 
 MIN_EVAL_FACE = 10.0  # teacher faces smaller than this (in the image) are neither hit nor miss
 
@@ -127,7 +126,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
             hits = np.zeros(k, bool)
             ignored = np.zeros(k, bool)
             if len(lab.boxes) and k:
-                iou = iou_matrix(det, lab.boxes.astype(np.float32))
+                iou = box_iou(det, lab.boxes.astype(np.float32))
                 taken = np.zeros(len(lab.boxes), bool)
                 for d in range(k):  # detections are sorted by score
                     g = int(np.argmax(np.where(taken | ~care, -1, iou[d])))
