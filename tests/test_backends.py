@@ -30,15 +30,22 @@ def spread_weights(config: str, path, start_from: str | None = None):
     import torch
 
     from engines.model.config import get_config
+    from engines.model.deepen import deepen_state
     from engines.model.network import Uniface
     from engines.model.weights import load_model
 
     model, _ = load_model(start_from or config)
+    gen = torch.Generator().manual_seed(1)
     if start_from:
         state = model.state_dict()
         model = Uniface(get_config(config))
+        if set(state) < set(model.state_dict()):  # a deeper configuration
+            fresh, shallow = model.state_dict(), set(state)
+            state = deepen_state(state, fresh)
+            for name in set(fresh) - shallow:
+                if "running" not in name and state[name].is_floating_point():  # the new blocks start as the
+                    state[name] = 0.05 * torch.randn(state[name].shape, generator=gen)  # identity: make them count
         model.load_state_dict(state)
-    gen = torch.Generator().manual_seed(1)
     # batch-norm statistics from a few images keep deep activations alive (a fresh init
     # with unit running variance lets them fade to a constant)
     for m in model.modules():
@@ -58,7 +65,8 @@ def spread_weights(config: str, path, start_from: str | None = None):
 
 
 @pytest.mark.parametrize("config, start_from", [
-    ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", SHIPPED_CONFIG), ("wide", SHIPPED_CONFIG)])
+    ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", SHIPPED_CONFIG), ("wide", SHIPPED_CONFIG),
+    ("wide_aligned_deep", SHIPPED_CONFIG)])
 def test_torch_and_onnxruntime_agree(config, start_from, cache_dir, tmp_path):
     frames = _frames()
     weights = spread_weights(config, tmp_path / "w.pt", start_from)

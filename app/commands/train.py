@@ -66,6 +66,9 @@ def register(sub) -> None:
                    help="people with fewer identified training faces get no class (1: every person)")
     p.add_argument("--identities", type=Path, default=None,
                    help="CelebA's identity_all.txt, file name -> person (../shared/data/celeba-wild/identity_all.txt)")
+    p.add_argument("--residual-lr-scale", type=float, default=1.0,
+                   help="learning-rate multiplier for the residual blocks a deeper configuration adds to "
+                        "landmark attention (wide_aligned_deep), which start as the identity (1)")
     p.set_defaults(func=run)
 
 
@@ -113,6 +116,8 @@ def run(args) -> int:
         raise UserError("--identity-margin must be in [0, 1)")
     if args.identity_scale <= 0:
         raise UserError("--identity-scale must be > 0")
+    if args.residual_lr_scale <= 0:
+        raise UserError("--residual-lr-scale must be > 0")
     if args.identity_min_images < 1:
         raise UserError("--identity-min-images must be at least 1")
     identities = args.identities or DEFAULT_IDENTITIES
@@ -132,6 +137,7 @@ def run(args) -> int:
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
         dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
+        residual_lr_scale=args.residual_lr_scale,
     )
     try:
         result = train(settings)

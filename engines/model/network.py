@@ -16,7 +16,7 @@ from torch import nn
 from engines.model.alignment import fit_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
-from engines.model.layers import ConvBNReLU, SeparableConv
+from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
 from engines.model.nms import cluster_nms
 from engines.model.roi import roi_align, sample_frames, stack_feature_maps
 
@@ -93,11 +93,15 @@ class RegionBranch(nn.Module):
     """Two conv-ReLU-pool stages (separable convs) over a pooled region, average-pooled by
     `pool` (1: not at all), flattened."""
 
-    def __init__(self, cin: int, channels: tuple[int, int], pool: int = 1):
+    def __init__(self, cin: int, channels: tuple[int, int], pool: int = 1, residuals: int = 0):
         super().__init__()
         c1, c2 = channels
-        self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2))
-        self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2))
+        # residual blocks after the pool (a quarter of the pixels): their parameter names are
+        # new, so weights without them load as they are (`engines.model.deepen`)
+        self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2),
+                                    *(ResidualSeparable(c1) for _ in range(residuals)))
+        self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2),
+                                    *(ResidualSeparable(c2) for _ in range(residuals)))
         self.pool = nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +114,10 @@ class LandmarkAttention(nn.Module):
     def __init__(self, cfg: UnifaceConfig):
         super().__init__()
         self.cfg = cfg
-        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool)
-        self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool)
-                                   for _ in range(4))
+        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals)
+        self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool,
+                                                cfg.branch_residuals) for _ in range(4))
+        self.mix = ResidualMLP(512 + 4 * 128, cfg.embedding_hidden) if cfg.embedding_hidden else nn.Identity()
         self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
         # a buffer so it follows the module's device; unused (zeros) when regions follow the box
         template = torch.tensor(cfg.face_template or [[0.0, 0.0]] * 5, dtype=torch.float32)
@@ -149,7 +154,7 @@ class LandmarkAttention(nn.Module):
             parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
         parts = parts.reshape(r, 4, *parts.shape[1:])
         feats = [self.face(face)] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
-        return F.normalize(self.project(torch.cat(feats, dim=1)), dim=1)
+        return F.normalize(self.project(self.mix(torch.cat(feats, dim=1))), dim=1)
 
     def aligned_parts(self, fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index) -> torch.Tensor:
         """The 4 landmark regions of each face, turned with its fitted frame -> (R*4, C, s, s)."""

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from engines.model.config import SHIPPED_CONFIG, get_config
+from engines.model.deepen import check_deepenable, deepen_state
+from engines.model.layers import ResidualMLP, ResidualSeparable
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
@@ -63,6 +65,10 @@ class TrainSettings:
     identity_scale: float = 30.0  # CosFace scale s of the identity loss
     identity_margin: float = 0.2  # CosFace margin m of the identity loss
     identity_min_images: int = 1  # people with fewer identified training faces get no class (`identity_table`)
+    # learning-rate multiplier for landmark attention's added residual blocks (configs with
+    # branch_residuals / embedding_hidden): they start as the identity, and at the base rate
+    # their zero-initialised last layers hardly move from it (`parameter_groups`)
+    residual_lr_scale: float = 1.0
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -166,7 +172,8 @@ def identity_classes(s: TrainSettings, train_labels, centre: np.ndarray) -> tupl
 def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
     """The weights to start from: a checkpoint of this configuration, or of another whose
     tensors all have this network's shapes (a warm start, e.g. finer ROIs), as it is; or one
-    of a narrower configuration widened so that the network computes what it did."""
+    of a narrower or shallower configuration widened or deepened so that the network computes
+    what it did."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     state = ckpt.get("state_dict", ckpt)
     source = ckpt.get("config", cfg.name)
@@ -175,9 +182,30 @@ def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
     if same_layout(state, model.state_dict()):
         log.info("starting %s from %s's weights (%s): every tensor has the same shape", cfg.name, source, path)
         return state
+    if set(state) < set(model.state_dict()):
+        check_deepenable(get_config(source), cfg)
+        log.info("deepening %s weights from %s into %s (new blocks start as the identity)", source, path, cfg.name)
+        return deepen_state(state, model.state_dict())
     check_widenable(get_config(source), cfg)
     log.info("widening %s weights from %s into %s", source, path, cfg.name)
     return widen_state(state, model.state_dict())
+
+
+def parameter_groups(model: Uniface, weight_decay: float, residual_lr_scale: float = 1.0) -> list[dict]:
+    """AdamW groups: weights (decayed) and biases/norms (not), and the same two for the added
+    residual blocks of landmark attention, if the configuration has them, whose learning rate
+    is scaled by `residual_lr_scale` (key "lr_scale"). The groups depend only on the
+    configuration, so a run resumes whatever the scale."""
+    added = {id(p) for m in model.modules() if isinstance(m, (ResidualSeparable, ResidualMLP))
+             for p in m.parameters()}
+    groups = []
+    for residual, scale in ((False, 1.0), (True, residual_lr_scale)):
+        params = [(n, p) for n, p in model.named_parameters() if (id(p) in added) == residual]
+        if not params:
+            continue
+        groups += [{"params": [p for _, p in params if p.ndim > 1], "weight_decay": weight_decay, "lr_scale": scale},
+                   {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0, "lr_scale": scale}]
+    return groups
 
 
 def train(s: TrainSettings) -> dict:
@@ -203,9 +231,7 @@ def train(s: TrainSettings) -> dict:
     last = out / "last.pt"
     if s.init and not last.exists():  # a resumed run starts from its own checkpoint instead
         model.load_state_dict(init_state(Path(s.init), cfg, model))
-    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    params_other = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    groups = [{"params": params_decay, "weight_decay": s.weight_decay}, {"params": params_other, "weight_decay": 0.0}]
+    groups = parameter_groups(model, s.weight_decay, s.residual_lr_scale)
     lw = LossWeights(**s.weights)
     table, head = None, None
     if lw.identity > 0:
@@ -229,6 +255,8 @@ def train(s: TrainSettings) -> dict:
                                  "changed): resume it with the same, or use another --out")
             head.data.copy_(ckpt["identity_head"])
         opt.load_state_dict(ckpt["optimizer"])
+        for g, fresh in zip(opt.param_groups, groups):  # this run's scale, not the saved one
+            g["lr_scale"] = fresh.get("lr_scale", 1.0)
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         torch.set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d", last, step)
@@ -270,7 +298,7 @@ def train(s: TrainSettings) -> dict:
             if step >= s.steps:
                 break
             for g in opt.param_groups:
-                g["lr"] = _lr(step, s)
+                g["lr"] = _lr(step, s) * g.get("lr_scale", 1.0)
             losses, student, target, classes = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean)
             if crops is not None:
                 crop_losses, crop_student, crop_target, crop_classes = _batch_losses(
