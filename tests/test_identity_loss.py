@@ -13,7 +13,7 @@ from engines.model.config import TINY
 from engines.model.network import Uniface
 from engines.train.augment import AugmentSettings, Sample, clip_to_canvas, flip
 from engines.train.dataset import FaceDataset, centred_teacher, collate, is_validation
-from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
+from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
 from engines.train.identities import IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import ImageLabels
 from engines.train.losses import identity_loss
@@ -70,6 +70,21 @@ def test_table_gives_dense_classes_to_single_face_training_images_of_the_celeba_
     two = identity_table(labels, ids, min_images=2)
     assert two.classes == 1 and two.image_class.tolist() == [0, -1, 0, -1, -1, -1, -1, -1, -1]
     assert two.image_face.tolist() == [0, -1, 0, -1, -1, -1, -1, -1, -1]
+
+
+def test_repeat_lists_each_identified_face_that_many_times_and_no_other():
+    n = _names(False, 4)
+    labels = [_celeba(n[0]), _celeba(n[1], faces=2, scores=[0.99, 0.5]), _celeba(n[2], faces=2), _celeba(n[3])]
+    table = identity_table(labels, {n[0]: "1", n[1]: "2", n[2]: "3"})  # n[2]: two eligible faces, no class
+    faces = mimic_faces(labels)
+    assert faces.tolist() == [[0, 0], [1, 0], [2, 0], [2, 1], [3, 0]]
+    assert repeat_identified(faces, table, 1) is faces and repeat_identified(faces, None, 3) is faces
+    tripled = repeat_identified(faces, table, 3)
+    counts = {tuple(f): c for f, c in zip(*np.unique(tripled, axis=0, return_counts=True))}
+    assert counts == {(0, 0): 3, (1, 0): 3, (2, 0): 1, (2, 1): 1, (3, 0): 1}
+    assert tripled[:len(faces)].tolist() == faces.tolist()  # the stream's first pass is unchanged
+    with pytest.raises(ValueError, match="at least 1"):
+        repeat_identified(faces, table, 0)
 
 
 def test_class_weights_start_at_the_mean_of_their_centred_teacher_embeddings():
@@ -344,6 +359,9 @@ def test_train_rejects_bad_identity_loss_settings_in_one_line(tmp_path):
     labels.mkdir()
     for args, flag in ((("--identity-weight", "-1"), "--identity-weight"),
                        (("--identity-weight", "1", "--identity-margin", "1"), "--identity-margin"),
-                       (("--identity-weight", "1", "--identities", str(tmp_path / "gone.txt")), "--identities")):
+                       (("--identity-weight", "1", "--identities", str(tmp_path / "gone.txt")), "--identities"),
+                       (("--identity-weight", "1", "--crop-batch", "4", "--identity-repeat", "0"), "--identity-repeat"),
+                       (("--crop-batch", "4", "--identity-repeat", "3"), "--identity-repeat"),
+                       (("--identity-weight", "1", "--identity-repeat", "3"), "--identity-repeat")):
         r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), *args)
         assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -64,6 +64,9 @@ def register(sub) -> None:
     p.add_argument("--identity-scale", type=float, default=30.0, help="its logit scale s, > 0 (30)")
     p.add_argument("--identity-min-images", type=int, default=1,
                    help="people with fewer identified training faces get no class (1: every person)")
+    p.add_argument("--identity-repeat", type=int, default=1,
+                   help="each face with an identity appears this many times in the mimic stream of face crops, "
+                        "so each person is seen that many times as often (1)")
     p.add_argument("--identities", type=Path, default=None,
                    help="CelebA's identity_all.txt, file name -> person (../shared/data/celeba-wild/identity_all.txt)")
     p.add_argument("--residual-lr-scale", type=float, default=1.0,
@@ -120,6 +123,10 @@ def run(args) -> int:
         raise UserError("--residual-lr-scale must be > 0")
     if args.identity_min_images < 1:
         raise UserError("--identity-min-images must be at least 1")
+    if args.identity_repeat < 1:
+        raise UserError("--identity-repeat must be at least 1")
+    if args.identity_repeat > 1 and (args.identity_weight == 0 or args.crop_batch == 0):
+        raise UserError("--identity-repeat needs --identity-weight > 0 and --crop-batch > 0")
     identities = args.identities or DEFAULT_IDENTITIES
     if args.identity_weight > 0 and not identities.is_file():
         raise UserError(f"--identities: {identities} not found (the identity loss needs CelebA's "
@@ -137,6 +144,7 @@ def run(args) -> int:
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
         dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
+        identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale,
     )
     try:

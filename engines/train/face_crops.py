@@ -41,6 +41,22 @@ def mimic_faces(labels: list[ImageLabels]) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
+def repeat_identified(faces: np.ndarray, table: IdentityTable | None, repeat: int) -> np.ndarray:
+    """`faces` ((M, 2) image, face) with every face that has an identity class listed `repeat`
+    times, so the mimic stream carries it that many times as often.
+
+    With ~5 identified faces among ~40 per step, each of CelebA's 5,414 people is seen about
+    once in 2,000 steps and the identity loss stays near chance; repeating them is the cheap
+    way to see each person more often without more data.
+    """
+    if repeat < 1:
+        raise ValueError(f"identity repeat must be at least 1, got {repeat}")
+    if repeat == 1 or table is None or len(faces) == 0:
+        return faces
+    identified = table.image_face[faces[:, 0]] == faces[:, 1]
+    return np.concatenate([faces] + [faces[identified]] * (repeat - 1))
+
+
 def crop_region(box: np.ndarray, rng: np.random.Generator, s: CropSettings) -> tuple[float, float, float]:
     """A square (x1, y1, side) around `box`, with random context and centre jitter. The context
     is drawn log-uniformly, so every octave of face size on the canvas is taught equally."""

@@ -21,7 +21,7 @@ from engines.model.network import Uniface
 from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
-from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces
+from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
@@ -65,6 +65,7 @@ class TrainSettings:
     identity_scale: float = 30.0  # CosFace scale s of the identity loss
     identity_margin: float = 0.2  # CosFace margin m of the identity loss
     identity_min_images: int = 1  # people with fewer identified training faces get no class (`identity_table`)
+    identity_repeat: int = 1  # each identified face appears this many times in the mimic stream (`repeat_identified`)
     # learning-rate multiplier for landmark attention's added residual blocks (configs with
     # branch_residuals / embedding_hidden): they start as the identity, and at the base rate
     # their zero-initialised last layers hardly move from it (`parameter_groups`)
@@ -266,11 +267,13 @@ def train(s: TrainSettings) -> dict:
                           AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
                                           turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
                                           faceless_p=s.faceless_p, dark_p=s.dark_p), seed=s.seed, identities=table)
+    if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
+        raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")
     crops = None
     if s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
             raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
-        crops = FaceCropDataset(train_labels, mimic_faces(train_labels),
+        crops = FaceCropDataset(train_labels, repeat_identified(mimic_faces(train_labels), table, s.identity_repeat),
                                 _anchors(model, (s.crop_canvas, s.crop_canvas), device),
                                 CropSettings(canvas=s.crop_canvas, context=tuple(s.crop_context),
                                              turn_p=s.turn_p, turn_degrees=s.turn_degrees,
