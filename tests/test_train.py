@@ -325,3 +325,34 @@ def test_split_leaves_images_the_teacher_found_no_face_in_out_of_training_only()
     assert [l.path.rsplit("/", 1)[1] for l in everything.validation] == val_names
     assert any(len(l.boxes) == 0 for l in everything.validation)
     assert "broken.jpg" not in {l.path.rsplit("/", 1)[1] for l in split.train + split.validation}
+
+
+def test_a_frozen_detector_keeps_every_detection_tensor_and_trains_the_embeddings(tmp_path):
+    import json
+
+    from engines.model.config import TINY
+    from engines.model.network import Uniface
+    from engines.model.weights import publish_weights
+    from engines.train.loop import TrainSettings, detector_modules, train
+
+    labels = _write_cache(tmp_path, [f"img{i:02d}.jpg" for i in range(8)])
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    torch.save({"config": "tiny", "state_dict": Uniface(TINY).state_dict()}, start)
+    settings = TrainSettings(labels_dir=str(labels), out_dir=str(tmp_path / "run"), config="tiny", steps=3, batch=2,
+                             canvas=(160, 128), workers=0, eval_every=3, log_every=1, warmup=1, val_images=2,
+                             lr=1e-2, init=str(start), freeze_detector=True, crop_batch=2, crop_canvas=96)
+    train(settings)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    assert all(r["mimic_faces"] > 0 for r in log if "total" in r)  # the crops carry faces to embed
+    before = torch.load(start, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state_dict"]
+    model = Uniface(TINY)
+    detector = {f"{prefix}.{name}" for prefix, module in (("backbone", model.backbone), ("heads", model.heads))
+                for name in module.state_dict()}
+    assert len(detector_modules(model)) == 2 and detector
+    # weights and batch-norm statistics alike: detection is what it was
+    assert all(torch.equal(before[k], after[k]) for k in detector)
+    moved = [k for k in after if k not in detector and after[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert any(k.startswith("topdown.") for k in moved) and any(k.startswith("attention.") for k in moved)
+    assert publish_weights(tmp_path / "run" / "last.pt", tmp_path / "out.pt").model_id.startswith("uniface-tiny-")

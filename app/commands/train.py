@@ -72,6 +72,9 @@ def register(sub) -> None:
     p.add_argument("--residual-lr-scale", type=float, default=1.0,
                    help="learning-rate multiplier for the residual blocks a deeper configuration adds to "
                         "landmark attention (wide_aligned_deep), which start as the identity (1)")
+    p.add_argument("--freeze-detector", action="store_true",
+                   help="train only the top-down pathway and landmark attention (the embeddings): the "
+                        "backbone and detection heads stay exactly as --init gave them, so detection does too")
     p.set_defaults(func=run)
 
 
@@ -145,7 +148,7 @@ def run(args) -> int:
         dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
-        residual_lr_scale=args.residual_lr_scale,
+        residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector,
     )
     try:
         result = train(settings)

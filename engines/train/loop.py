@@ -70,6 +70,9 @@ class TrainSettings:
     # branch_residuals / embedding_hidden): they start as the identity, and at the base rate
     # their zero-initialised last layers hardly move from it (`parameter_groups`)
     residual_lr_scale: float = 1.0
+    # train F_r's top-down pathway and landmark attention only: the backbone and detection heads
+    # (and their batch-norm statistics) stay as loaded, so every box, score and landmark does too
+    freeze_detector: bool = False
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -192,6 +195,27 @@ def init_state(path: Path, cfg, model: Uniface) -> dict[str, torch.Tensor]:
     return widen_state(state, model.state_dict())
 
 
+def detector_modules(model: Uniface) -> list[torch.nn.Module]:
+    """The modules that detection depends on: the backbone and the SSD heads (the heads read the
+    bottom-up levels; F_r and landmark attention feed only the embeddings)."""
+    return [model.backbone, model.heads]
+
+
+def freeze_detector(model: Uniface) -> None:
+    """Stop gradients into the detector's parameters (`detector_modules`)."""
+    for module in detector_modules(model):
+        module.requires_grad_(False)
+
+
+def training_mode(model: Uniface, detector_frozen: bool) -> None:
+    """model.train(), except that a frozen detector keeps its batch norms in inference mode: in
+    training mode they would update their running statistics and so change detection."""
+    model.train()
+    if detector_frozen:
+        for module in detector_modules(model):
+            module.eval()
+
+
 def parameter_groups(model: Uniface, weight_decay: float, residual_lr_scale: float = 1.0) -> list[dict]:
     """AdamW groups: weights (decayed) and biases/norms (not), and the same two for the added
     residual blocks of landmark attention, if the configuration has them, whose learning rate
@@ -232,6 +256,8 @@ def train(s: TrainSettings) -> dict:
     last = out / "last.pt"
     if s.init and not last.exists():  # a resumed run starts from its own checkpoint instead
         model.load_state_dict(init_state(Path(s.init), cfg, model))
+    if s.freeze_detector:
+        freeze_detector(model)  # its parameters then get no gradient, and AdamW skips them
     groups = parameter_groups(model, s.weight_decay, s.residual_lr_scale)
     lw = LossWeights(**s.weights)
     table, head = None, None
@@ -296,7 +322,7 @@ def train(s: TrainSettings) -> dict:
         loader = DataLoader(dataset, batch_size=s.batch, shuffle=True, num_workers=s.workers,
                             collate_fn=collate, drop_last=True, persistent_workers=False,
                             generator=torch.Generator().manual_seed(s.seed + dataset.epoch))
-        model.train()
+        training_mode(model, s.freeze_detector)
         for batch in loader:
             if step >= s.steps:
                 break
@@ -354,6 +380,6 @@ def train(s: TrainSettings) -> dict:
                     best = score
                     _save(out / "best.pt", payload)
                 _save(last, {**payload, "optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()})
-                model.train()
+                training_mode(model, s.freeze_detector)
     log_file.close()
     return {"step": step, "best": best, "out": str(out)}
