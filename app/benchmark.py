@@ -12,6 +12,7 @@ import numpy as np
 class BenchCase:
     """One measured configuration."""
 
+    engine: str
     backend: str
     device: str
     faces: int | None  # forced number of embedded faces (None: real detections)
@@ -83,6 +84,6 @@ def run_cases(engines: list, frames: list[np.ndarray], faces_list: list[int | No
                 lat[i].append((time.perf_counter() - t0) * 1000)
                 found[i].append(sum(len(r) for r in result))
     return [
-        BenchCase(e.info.backend, e.info.device, f, lat[i], len(frames), float(np.mean(found[i])) / len(frames))
+        BenchCase(e.info.engine, e.info.backend, e.info.device, f, lat[i], len(frames), float(np.mean(found[i])) / len(frames))
         for i, (e, f) in enumerate(cases)
     ]

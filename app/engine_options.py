@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app.errors import UserError
 from app.paths import user_cache_dir
+from engines.backends.registry import ENGINES
 from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def parse_input_size(text: str) -> tuple[int, int]:
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """--engine, --backend, --device, --config, --weights, --input-size."""
     g = parser.add_argument_group("engine")
-    g.add_argument("--engine", choices=["uniface", "cascade"], default="uniface",
-                   help="uniface: single-shot network (default); cascade: MTCNN + dlib (accurate, slow)")
+    g.add_argument("--engine", choices=list(ENGINES), default="uniface",
+                   help="uniface: single-shot network (default); cascade: YuNet + SFace (the accurate one); "
+                        "mtcnn-dlib: MTCNN + dlib (the paper's two-network baseline, slow)")
     g.add_argument("--backend", default="auto", help="auto (default), onnxruntime, torch, tensorrt")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: the backend's best)")
     g.add_argument("--config", default=SHIPPED_CONFIG, help=CONFIG_HELP)

@@ -23,7 +23,9 @@ from engines.faces import Faces
 
 log = logging.getLogger("unisight.engine_process")
 
-GIL_HOLDING_ENGINES = frozenset({"cascade"})
+# dlib and MTCNN-in-torch hold the GIL for long stretches; YuNet (OpenCV) and SFace (ONNX
+# Runtime) release it, so the cascade runs in a thread like the single-shot network
+GIL_HOLDING_ENGINES = frozenset({"mtcnn-dlib"})
 MAX_RESTARTS = 3  # crashes within RESTART_WINDOW seconds before the engine is given up
 RESTART_WINDOW = 60.0
 

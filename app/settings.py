@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from app.paths import user_data_dir
+from engines.backends.registry import ENGINES
 from engines.model.config import SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 
 SETTINGS_NAME = "settings.json"
-ENGINES = ("uniface", "cascade")
 INPUT_SIZES = ((640, 480), (480, 352), (320, 256), (800, 608), (960, 736))
 
 

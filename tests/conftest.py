@@ -29,10 +29,22 @@ def cache_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def cascade():
-    """The MTCNN + dlib cascade engine (the teachers), or skip when dlib or its files are missing."""
+def mtcnn_dlib():
+    """The MTCNN + dlib engine (the earlier teachers), or skip when dlib or its files are missing."""
     pytest.importorskip("torch")
     pytest.importorskip("dlib")
+    from engines.backends.base import EngineUnavailable
+    from engines.teachers.mtcnn_dlib import MtcnnDlibEngine
+
+    try:
+        return MtcnnDlibEngine()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def cascade():
+    """The YuNet + SFace engine (the accurate engine and the teachers), or skip when its files are missing."""
     from engines.backends.base import EngineUnavailable
     from engines.teachers.cascade import CascadeEngine
 

@@ -61,7 +61,8 @@ def test_eval_agreement_on_the_sample_clip(capsys):
         MTCNN()
     except EngineUnavailable as exc:
         pytest.skip(str(exc))
-    code, out, err = _run_cli(capsys, "eval", "agreement", "--every", "50", "--backend", "onnxruntime", "--json")
+    code, out, err = _run_cli(capsys, "eval", "agreement", "--every", "50", "--backend", "onnxruntime",
+                              "--teacher", "mtcnn", "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r["frames"] == 6 and r["every"] == 50  # frames 0, 50, ..., 250 of 275
@@ -74,7 +75,7 @@ def test_eval_agreement_on_the_sample_clip(capsys):
     assert r["min_score"] == own and 0 < own < 1 and "curve" not in r  # the model's own threshold
 
     code, out, err = _run_cli(capsys, "eval", "agreement", "--every", "50", "--backend", "onnxruntime",
-                              "--min-score", f"{own},0.5", "--json")
+                              "--teacher", "mtcnn", "--min-score", f"{own},0.5", "--json")
     assert code == 0, err
     curve = json.loads(out)
     strict, loose = curve["curve"]
@@ -90,5 +91,24 @@ def test_eval_agreement_bad_input_is_one_clear_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:  # argparse: usage and one line
         _run_cli(capsys, "eval", "agreement", "--min-score", "0.5,1.2")
     assert stop.value.code == 2 and "detection scores in [0, 1)" in capsys.readouterr().err
-    code, _, err = _run_cli(capsys, "eval", "agreement", "--engine", "cascade")
-    assert code != 0 and "teacher" in err
+    for engine in ("cascade", "mtcnn-dlib"):
+        code, _, err = _run_cli(capsys, "eval", "agreement", "--engine", engine)
+        assert code != 0 and "teacher" in err
+
+
+def test_eval_agreement_with_the_yunet_teacher(capsys):
+    """The default teacher is the cascade's YuNet: the shipped model's boxes are checked against it."""
+    pytest.importorskip("onnxruntime")
+    from engines.backends.base import EngineUnavailable
+    from engines.teachers.yunet import YuNetDetector
+
+    try:
+        YuNetDetector()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    code, out, err = _run_cli(capsys, "eval", "agreement", "--every", "50", "--backend", "onnxruntime", "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["teacher"] == "yunet" and r["frames"] == 6
+    assert r["teacher_faces"] >= 5 and 0.5 <= r["found_share"] <= 1.0
+    assert 0 <= r["unconfirmed"] <= r["boxes"]

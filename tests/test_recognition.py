@@ -200,7 +200,8 @@ def test_real_faces_enrolled_person_is_named_and_stranger_is_unknown(tmp_path, r
         assert gallery.ensure_model(renamed) == len(result.added)
         for sample in gallery.samples("Tony Blair"):
             vectors = gallery.sample_embeddings(sample.id)
-            assert float(vectors[real_engine.info.model_id] @ vectors[renamed.info.model_id]) > 0.95
+            # (0.93-0.94 with SFace, whose same-person pairs sit around 0.7: JPEG, turn, landmarks again)
+            assert float(vectors[real_engine.info.model_id] @ vectors[renamed.info.model_id]) > 0.9
         # quality on a real photo (the stranger's, last query): sharp enough; blurred, refused
         box, lm, score = faces.boxes[centre], faces.landmarks[centre], float(faces.scores[centre])
         q = assess(image, box, lm, score)

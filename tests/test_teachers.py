@@ -1,4 +1,4 @@
-"""The teachers: MTCNN (our torch port of the published nets), dlib embeddings, the cascade engine."""
+"""The earlier teachers: MTCNN (our torch port of the published nets), dlib embeddings, the mtcnn-dlib engine."""
 from __future__ import annotations
 
 import sys
@@ -107,20 +107,20 @@ def test_mtcnn_rejects_non_bgr_input(mtcnn):
         mtcnn.detect([np.zeros((32, 32), np.uint8)])
 
 
-def test_cascade_engine_gives_unit_embeddings_and_honours_max_faces(cascade):
-    assert cascade.info.engine == "cascade" and cascade.info.backend == "dlib"
-    assert cascade.info.model_id == "cascade-mtcnn-dlib-v1"
+def test_mtcnn_dlib_engine_gives_unit_embeddings_and_honours_max_faces(mtcnn_dlib):
+    assert mtcnn_dlib.info.engine == "mtcnn-dlib" and mtcnn_dlib.info.backend == "dlib"
+    assert mtcnn_dlib.info.model_id == "cascade-mtcnn-dlib-v1"  # galleries embedded when it was "cascade" stay valid
     astronaut = cv2.imread(str(ASTRONAUT))
     two = np.concatenate([astronaut, astronaut], axis=1)  # the same face twice
-    faces = cascade.infer([two])[0]
+    faces = mtcnn_dlib.infer([two])[0]
     assert len(faces) == 2
     assert faces.embeddings.shape == (2, 128)
     np.testing.assert_allclose(np.linalg.norm(faces.embeddings, axis=1), 1.0, atol=1e-5)
     assert float(faces.embeddings[0] @ faces.embeddings[1]) > 0.99  # identical pixels
     assert np.all(np.diff(faces.scores) <= 0)
-    one = cascade.infer([two], max_faces=1)[0]
+    one = mtcnn_dlib.infer([two], max_faces=1)[0]
     assert len(one) == 1 and one.scores[0] == faces.scores[0]
-    assert len(cascade.infer([cv2.imread(str(CAT))])[0]) == 0
+    assert len(mtcnn_dlib.infer([cv2.imread(str(CAT))])[0]) == 0
 
 
 def _lfw_pairs():
@@ -132,14 +132,14 @@ def _lfw_pairs():
     return read_pairs(pairs_file)
 
 
-def test_dlib_embeddings_put_the_same_person_closer(cascade):
+def test_dlib_embeddings_put_the_same_person_closer(mtcnn_dlib):
     pairs = _lfw_pairs()
     same = [p for p in pairs if p.same][:3]
     diff = [p for p in pairs if not p.same][:3]
     root = DATA / "lfw" / "images"
 
     def similarity(pair):
-        a, b = cascade.infer([cv2.imread(str(root / pair.a)), cv2.imread(str(root / pair.b))])
+        a, b = mtcnn_dlib.infer([cv2.imread(str(root / pair.a)), cv2.imread(str(root / pair.b))])
         return float(a.embeddings[0] @ b.embeddings[0])
 
     same_sims = [similarity(p) for p in same]
@@ -158,14 +158,14 @@ def test_predictor_boxes_are_squares_a_little_below_the_mtcnn_box():
     assert 100 < (b[1] + b[3]) / 2 < 110
 
 
-def test_dlib_embedding_comes_from_the_aligned_chip(cascade):
+def test_dlib_embedding_comes_from_the_aligned_chip(mtcnn_dlib):
     from engines.teachers.dlib_embedder import predictor_boxes
 
     astronaut = cv2.imread(str(ASTRONAUT))
-    faces = cascade.infer([astronaut])[0]
-    chips = cascade.embedder.chips(astronaut, predictor_boxes(faces.boxes))
+    faces = mtcnn_dlib.infer([astronaut])[0]
+    chips = mtcnn_dlib.embedder.chips(astronaut, predictor_boxes(faces.boxes))
     assert chips[0].shape == (150, 150, 3) and chips[0].dtype == np.uint8
-    np.testing.assert_allclose(cascade.embedder.embed_chips(chips), faces.embeddings, atol=1e-5)
+    np.testing.assert_allclose(mtcnn_dlib.embedder.embed_chips(chips), faces.embeddings, atol=1e-5)
     # a box shifted by a few pixels still lands on the same face (the shape predictor re-aligns)
-    shifted = cascade.embedder.embed(astronaut, predictor_boxes(faces.boxes) + 4)
+    shifted = mtcnn_dlib.embedder.embed(astronaut, predictor_boxes(faces.boxes) + 4)
     assert float(shifted[0] @ faces.embeddings[0]) > 0.97

@@ -122,12 +122,12 @@ def test_turned_face_crops_keep_the_face_centred_and_its_teacher_target():
 
 
 @pytest.mark.parametrize("degrees", [-30.0, 20.0])
-def test_the_teacher_boxes_a_turned_face_as_turn_moves_its_box_and_keeps_its_embedding(cascade, degrees):
+def test_the_teacher_boxes_a_turned_face_as_turn_moves_its_box_and_keeps_its_embedding(mtcnn_dlib, degrees):
     image = cv2.imread(str(SAMPLE_IMAGE))
-    found = cascade.infer([image])[0]
+    found = mtcnn_dlib.infer([image])[0]
     s = Sample(image, found.boxes[:1], found.landmarks[:1], found.embeddings[:1], np.ones(1, bool), np.zeros(1, bool))
     t = turn(s, degrees, np.zeros(3, np.uint8))
-    again = cascade.infer([t.image])[0]
+    again = mtcnn_dlib.infer([t.image])[0]
     iou = box_iou(t.boxes, again.boxes)[0]
     j = int(np.argmax(iou))
     size = np.sqrt(np.prod(t.boxes[0, 2:] - t.boxes[0, :2]))

@@ -103,7 +103,7 @@ def test_a_new_engine_from_the_settings_takes_over(qtbot, tmp_path, monkeypatch)
     dialog = window.open_settings()
     dialog.engine.setCurrentText("cascade")
     assert dialog.backend.currentText() == "auto" and not dialog.input_size.isEnabled()
-    assert dialog.backend.findText("dlib") >= 0
+    assert dialog.backend.findText("opencv+onnxruntime") >= 0
     dialog.engine.setCurrentText("uniface")
     dialog.select_input_size((480, 352))
     assert dialog.input_size.currentText() == "480x352"

@@ -34,7 +34,7 @@ def _people(rng, n=3):
     return out
 
 
-def _appearances(seed=0, counts=(5, 3, 2), model_id="cascade-test"):
+def _appearances(seed=0, counts=(5, 3, 2), model_id="cascade-mtcnn-dlib-test"):
     rng = np.random.default_rng(seed)
     bases = _people(rng)
     out, truth = [], []
@@ -135,7 +135,7 @@ def test_unknowns_command(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["unknown_appearances"] == 10 and out["appearances"] == 11
-    assert out["threshold"] == pytest.approx(DEFAULT_THRESHOLD["cascade"]) and out["model_id"] == "cascade-test"
+    assert out["threshold"] == pytest.approx(DEFAULT_THRESHOLD["mtcnn-dlib"]) and out["model_id"] == "cascade-mtcnn-dlib-test"
     assert [g["appearances"] for g in out["groups"]] == [5, 3, 2]
     assert all(Path(g["crop"]).is_file() for g in out["groups"])
     r = _cli("unknowns", str(events))

@@ -1,12 +1,14 @@
 """`main.py bench`: end-to-end latency and FPS of an engine (pre/post-processing included)."""
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 
 from app.benchmark import make_frames, run_cases
 from app.engine_options import add_engine_options, make_engine, parse_size
 from app.paths import SAMPLE_IMAGE
+from engines.backends.registry import ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,9 @@ def register(sub) -> None:
     p.add_argument("--faces", default=None,
                    help="comma-separated face counts to force through the embedding head, e.g. 1,5,10,20 "
                         "(default: whatever the detector finds)")
+    p.add_argument("--versus", default="", metavar="ENGINE[,ENGINE]",
+                   help="other engines to time in the same run, interleaved, on their best backend, "
+                        "e.g. uniface,mtcnn-dlib (ratios are against the first engine)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -36,7 +41,16 @@ def run(args) -> int:
         raise UserError("--batch and --iterations must be at least 1")
     faces_list = [None] if not args.faces else [int(v) for v in args.faces.split(",")]
     backends = args.backend.split(",")
+    others = [name for name in args.versus.split(",") if name]
+    unknown = [name for name in others if name not in ENGINES]
+    if unknown:
+        raise UserError(f"--versus: unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
     engines = [make_engine(args, backend=b, background_build=False) for b in backends]
+    for name in others:
+        versus = argparse.Namespace(**{**vars(args), "engine": name, "backend": "auto"})
+        if name != "uniface":
+            versus.weights = None
+        engines.append(make_engine(versus, background_build=False))
     frames = make_frames(load_image(SAMPLE_IMAGE), args.size, args.batch)
     try:
         cases = run_cases(engines, frames, faces_list, args.iterations, args.warmup)
@@ -66,6 +80,6 @@ def run(args) -> int:
           f"batch {args.batch}")
     for c in result["cases"]:
         faces = "detected" if c["faces"] is None else f"{c['faces']} forced"
-        print(f"  {c['backend']:<12} {c['device']:<7} faces {faces:<10} p50 {c['latency_ms']['p50']:7.2f} ms  "
+        print(f"  {c['engine']:<10} {c['backend']:<18} {c['device']:<7} faces {faces:<10} p50 {c['latency_ms']['p50']:7.2f} ms  "
               f"p95 {c['latency_ms']['p95']:7.2f} ms  {c['fps']:8.1f} img/s  x{c['ratio_to_first']:.2f} vs first")
     return 0

@@ -11,12 +11,14 @@ from pathlib import Path
 from app.engine_options import add_engine_options
 from app.errors import UserError
 from app.paths import REPO_ROOT, SAMPLE_VIDEO, user_cache_dir
+from engines.backends.registry import CASCADES
 
 log = logging.getLogger(__name__)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_LFW = SHARED_DATA / "lfw"
 DEFAULT_WIDER = SHARED_DATA / "widerface-sample"
+TEACHER_SCORE = 0.5  # a teacher box this sure confirms an engine box
 ENGINE_OPTIONS = ("engine", "backend", "device", "config", "weights", "input_size")
 
 
@@ -55,12 +57,15 @@ def register(sub) -> None:
     wider.set_defaults(func=run_widerface)
 
     agree = which.add_parser("agreement", help="boxes the teacher detector does not confirm, on a video",
-                             description="Runs the engine and the MTCNN teacher on the frames of a video. An "
+                             description="Runs the engine and a teacher detector (YuNet, or MTCNN) on the frames of a video. An "
                              "engine box that overlaps no teacher box (IoU 0.3) is unconfirmed: on footage "
                              "without labels, this is where invented faces show, large ones on dark or "
                              "blurred backgrounds above all. Also reports the share of the teacher's sure "
                              "faces the engine finds (IoU 0.5).")
     agree.add_argument("--video", type=Path, default=SAMPLE_VIDEO, help=f"video file (default {SAMPLE_VIDEO.name})")
+    agree.add_argument("--teacher", choices=["yunet", "mtcnn"], default="yunet",
+                       help="the detector that confirms boxes: yunet (the cascade's, default) or mtcnn (the "
+                            "mtcnn-dlib engine's, the earlier models' teacher)")
     agree.add_argument("--every", type=int, default=1, metavar="N", help="look at every Nth frame (1)")
     agree.add_argument("--limit", type=int, default=None, help="stop after N frames looked at")
     agree.add_argument("--min-score", type=_scores, default=None, metavar="T[,T...]",
@@ -98,7 +103,7 @@ class EngineSpec:
 
     def __call__(self):
         args = argparse.Namespace(**self.options)
-        if args.engine == "cascade":
+        if args.engine in CASCADES:
             return _cascade(args, self.embed)
         from app.engine_options import make_engine
 
@@ -106,14 +111,17 @@ class EngineSpec:
 
 
 def _cascade(args: argparse.Namespace, embed: bool):
+    """A two-network engine, without its embedder when only boxes are measured."""
+    import importlib
+
     from engines.backends.base import EngineUnavailable
 
-    if args.backend not in ("auto", "dlib"):
-        raise UserError(f"the cascade engine runs on dlib; --backend {args.backend} does not apply")
+    own_backend, target = CASCADES[args.engine]
+    if args.backend not in ("auto", own_backend):
+        raise UserError(f"the {args.engine} engine runs on {own_backend}; --backend {args.backend} does not apply")
+    module, cls = target.split(":")
     try:
-        from engines.teachers.cascade import CascadeEngine
-
-        return CascadeEngine(embed=embed)
+        return getattr(importlib.import_module(module), cls)(embed=embed)
     except EngineUnavailable as exc:
         raise UserError(str(exc)) from None
 
@@ -127,7 +135,8 @@ def _workers(args) -> int:
         if args.workers < 1:
             raise UserError("--workers must be at least 1")
         return args.workers
-    return 2 if args.engine == "cascade" else 1
+    # MTCNN + dlib run one core each: two processes use both; the others thread natively
+    return 2 if args.engine == "mtcnn-dlib" else 1
 
 
 def _info_dict(info) -> dict:
@@ -271,12 +280,23 @@ def run_agreement(args) -> int:
 
     if args.every < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--every and --limit must be at least 1")
-    if args.engine == "cascade":
-        raise UserError("the cascade engine is the teacher: compare --engine uniface with it")
+    if args.engine in CASCADES:
+        raise UserError(f"the {args.engine} engine's detector is a teacher: compare --engine uniface with it")
     try:
-        from engines.teachers.mtcnn import MTCNN
+        if args.teacher == "mtcnn":
+            from engines.teachers.mtcnn import MTCNN
 
-        teacher = MTCNN()
+            mtcnn = MTCNN()
+
+            def teach(image):
+                return mtcnn.detect([image], TEACHER_SCORE)[0]
+        else:
+            from engines.teachers.yunet import YuNetDetector
+
+            yunet = YuNetDetector()
+
+            def teach(image):
+                return yunet.detect(image, TEACHER_SCORE)
     except EngineUnavailable as exc:
         raise UserError(f"the teacher detector is not installed: {exc}") from None
     source = open_source(str(args.video), realtime=False)
@@ -290,7 +310,7 @@ def run_agreement(args) -> int:
                 if frame.index % args.every:
                     continue
                 faces = engine.infer([frame.image], score_threshold=min(thresholds))[0]
-                taught = teacher.detect([frame.image], 0.5)[0]
+                taught = teach(frame.image)
                 counts = agreement_at(faces, taught, frame.image.shape[0], thresholds)
                 for result, count in zip(results, counts):
                     result.add(frame.index, count)
@@ -307,6 +327,7 @@ def run_agreement(args) -> int:
             "benchmark": "agreement",
             "video": str(args.video),
             "every": args.every,
+            "teacher": args.teacher,
             **_agreement_dict(thresholds[0], results[0]),
             "large_share": LARGE_SHARE,
             "model_min_score": engine.score_threshold,

@@ -9,14 +9,18 @@ from engines.backends.base import EngineNotCached, EngineUnavailable, FaceEngine
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("uniface", "cascade")
+ENGINES = ("uniface", "cascade", "mtcnn-dlib")
 # backend name -> "module:Class", imported only when asked for
 UNIFACE_BACKENDS: dict[str, str] = {
     "tensorrt": "engines.backends.tensorrt_backend:TensorRTBackend",
     "onnxruntime": "engines.backends.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "engines.backends.torch_backend:TorchBackend",
 }
-CASCADE = "engines.teachers.cascade:CascadeEngine"
+# the two-network engines: name -> (their one backend, "module:Class")
+CASCADES: dict[str, tuple[str, str]] = {
+    "cascade": ("opencv+onnxruntime", "engines.teachers.cascade:CascadeEngine"),
+    "mtcnn-dlib": ("dlib", "engines.teachers.mtcnn_dlib:MtcnnDlibEngine"),
+}
 # `auto` tries these in order: the fastest first, CPU last
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("tensorrt", "cuda"),
@@ -37,14 +41,14 @@ def _load(target: str) -> Callable[..., FaceEngine]:
 
 def backend_names(engine: str = "uniface") -> list[str]:
     """Backend names a user may ask for, `auto` first."""
-    return ["auto", *UNIFACE_BACKENDS] if engine == "uniface" else ["auto", "dlib"]
+    return ["auto", *UNIFACE_BACKENDS] if engine == "uniface" else ["auto", CASCADES[engine][0]]
 
 
 def create_engine(engine: str = "uniface", backend: str = "auto", device: str | None = None, *,
                   background_build: bool = True, **kw) -> FaceEngine:
     """A ready `FaceEngine`.
 
-    engine: "uniface" (single-shot) or "cascade" (MTCNN + dlib).
+    engine: "uniface" (single-shot), "cascade" (YuNet + SFace) or "mtcnn-dlib" (MTCNN + dlib).
     backend: a name from `backend_names()`; "auto" tries `AUTO_ORDER` and logs each skip.
     device: "cpu", "cuda" or "cuda:N" (None: the backend's best).
     background_build: with "auto", a backend that could run after a long build (TensorRT with
@@ -52,10 +56,11 @@ def create_engine(engine: str = "uniface", backend: str = "auto", device: str | 
         the returned `HotSwapEngine` switches when it is ready. False: skip it.
     kw: config, weights, cache_dir, input_size, passed to uniface backends.
     """
-    if engine == "cascade":
-        if backend not in ("auto", "dlib"):
-            raise ValueError(f"the cascade engine runs on dlib; backend {backend!r} does not apply")
-        return _load(CASCADE)()
+    if engine in CASCADES:
+        own_backend, target = CASCADES[engine]
+        if backend not in ("auto", own_backend):
+            raise ValueError(f"the {engine} engine runs on {own_backend}; backend {backend!r} does not apply")
+        return _load(target)()
     if engine != "uniface":
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if backend != "auto":

@@ -176,10 +176,10 @@ def _init_worker(settings: dict, threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-    from engines.teachers.cascade import CascadeEngine
     from engines.teachers.mtcnn import MTCNNSettings
+    from engines.teachers.mtcnn_dlib import MtcnnDlibEngine
 
-    _teacher = (CascadeEngine(MTCNNSettings(min_face_size=settings["min_face_size"])), settings["score_threshold"])
+    _teacher = (MtcnnDlibEngine(MTCNNSettings(min_face_size=settings["min_face_size"])), settings["score_threshold"])
     _teacher_settings = dict(settings)
 
 
