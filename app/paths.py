@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "unisight"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_IMAGE = REPO_ROOT / "docs" / "samples" / "astronaut.jpg"
@@ -15,12 +13,20 @@ NO_FACE_IMAGE = REPO_ROOT / "docs" / "samples" / "cat_no_face.jpg"
 
 def user_data_dir() -> Path:
     """Per-user data folder (the default gallery lives here); UNISIGHT_DATA overrides it."""
-    return Path(os.environ.get("UNISIGHT_DATA") or platformdirs.user_data_dir(APP_NAME))
+    if os.environ.get("UNISIGHT_DATA"):
+        return Path(os.environ["UNISIGHT_DATA"])
+    import platformdirs  # only when no override is set: headless runs (the GPU check) may lack it
+
+    return Path(platformdirs.user_data_dir(APP_NAME))
 
 
 def user_cache_dir() -> Path:
     """Per-user cache folder (exported ONNX, TensorRT engines); UNISIGHT_CACHE overrides it."""
-    return Path(os.environ.get("UNISIGHT_CACHE") or platformdirs.user_cache_dir(APP_NAME))
+    if os.environ.get("UNISIGHT_CACHE"):
+        return Path(os.environ["UNISIGHT_CACHE"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME))
 
 
 def default_gallery_dir() -> Path:

@@ -263,3 +263,29 @@ def test_weights_carry_their_own_detection_threshold_to_every_backend(cache_dir,
             load_model("tiny", tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="detection threshold"):
         publish_weights(raw, tmp_path / "x.pt", detection_threshold=1.0)
+
+
+def test_torch_fp16_runs_under_autocast_and_stays_within_the_fp16_tolerance_of_fp32():
+    """FP16 (autocast: convolutions in half precision) on the shipped model and the sample face;
+    on the CPU here, on CUDA in scripts/gpu_check.py. Outputs come back as float32."""
+    from engines.eval.backend_match import FP16_TOLERANCE, compare_runs
+
+    frames = _frames()[:2]
+    fp32 = TorchBackend(device="cpu")
+    fp16 = TorchBackend(device="cpu", precision="fp16")
+    assert fp16.precision == "fp16" and fp32.precision == "fp32"
+    from engines.preprocess import letterbox_batch
+
+    batch, _ = letterbox_batch(frames[:1], fp16.input_size)
+    raw = fp16._run(batch, fp16.score_threshold, 8)
+    assert raw.boxes.dtype == raw.scores.dtype == raw.landmarks.dtype == raw.embeddings.dtype == np.float32
+    assert raw.count.dtype == np.int32 and raw.count[0] >= 1
+    a, b = fp32.infer(frames), fp16.infer(frames)
+    r = compare_runs(a, b, fp32.score_threshold, FP16_TOLERANCE)
+    assert r.ok and r.matched >= 1, r.problems
+    assert 0 < r.max_landmark_px < 3.0 and 0.9 < r.min_cosine < 1.0  # half precision moves it, a little
+
+
+def test_torch_backend_refuses_an_unknown_precision():
+    with pytest.raises(ValueError, match="unknown precision 'int8'; choose from fp32, fp16"):
+        TorchBackend(config="tiny", precision="int8")

@@ -1,6 +1,7 @@
-"""PyTorch backend: the reference implementation, CPU or CUDA."""
+"""PyTorch backend: the reference implementation, CPU or CUDA, FP32 or FP16 (autocast)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,16 @@ from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
 from engines.model.config import SHIPPED_CONFIG
 
+PRECISIONS = ("fp32", "fp16")
+
 
 class TorchBackend(UnifaceBackend):
-    """Runs the network module itself (same graph as the ONNX export)."""
+    """Runs the network module itself (same graph as the ONNX export).
+
+    precision: "fp32" (default) or "fp16": the graph runs under `torch.autocast` with float16,
+    so convolutions run in half precision while softmax, box decoding and NMS stay in float32
+    (autocast's own op lists); outputs are float32 either way.
+    """
 
     def __init__(
         self,
@@ -20,8 +28,11 @@ class TorchBackend(UnifaceBackend):
         weights: Path | None = None,
         device: str = "cpu",
         input_size: tuple[int, int] | None = None,
+        precision: str = "fp32",
         **_: object,
     ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         try:
             import torch
         except ImportError as exc:
@@ -32,6 +43,7 @@ class TorchBackend(UnifaceBackend):
 
         self.torch = torch
         self.device = torch.device(device)
+        self.precision = precision
         model, meta = load_model(config, weights)
         self.model = model.to(self.device)
         info = EngineInfo(
@@ -44,14 +56,19 @@ class TorchBackend(UnifaceBackend):
         )
         super().__init__(info, max_faces=model.cfg.max_faces, score_threshold=meta.detection_threshold)
 
+    def _autocast(self):
+        if self.precision == "fp16":
+            return self.torch.autocast(self.device.type, dtype=self.torch.float16)
+        return contextlib.nullcontext()
+
     def _run(self, batch: np.ndarray, score_threshold: float, max_faces: int) -> RawOutputs:
         torch = self.torch
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             images = torch.from_numpy(batch).to(self.device, non_blocking=True)
             thr = torch.tensor([score_threshold], dtype=torch.float32, device=self.device)
             k = torch.tensor([max_faces], dtype=torch.int32, device=self.device)
             outputs = self.model(images, thr, k)
-        return RawOutputs(*(t.cpu().numpy() for t in outputs))
+        return RawOutputs(*(t.float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy() for t in outputs))
 
     def close(self) -> None:
         self.model = None
