@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 from app.errors import UserError
 from app.gallery_schema import FORMAT_NAME, SCHEMA_VERSION
+from app.storage import classify_os_error, classify_sqlite_error, probe_folder
 from app.gallery_validate import Rejection, clean_name, crop_problem, name_key, vector_problem
 
 
@@ -84,12 +85,15 @@ def write_export(path: str | os.PathLike, overwrite: bool, copy_into: Callable[[
         raise UserError(f"{path} already exists: choose another file name or delete it first")
     if not path.parent.is_dir():
         raise UserError(f"folder {path.parent} does not exist: create it or choose another path")
+    probe_folder(path.parent, "export")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
-    os.chmod(tmp, 0o600)
+    leftovers = [tmp, tmp.with_name(tmp.name + "-journal")]  # SQLite's rollback journal beside it
+    for p in leftovers:
+        p.unlink(missing_ok=True)
     try:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.chmod(tmp, 0o600)
         copy_into(str(tmp))
         out = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -99,8 +103,13 @@ def write_export(path: str | os.PathLike, overwrite: bool, copy_into: Callable[[
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        if isinstance(exc, sqlite3.Error):
+            raise classify_sqlite_error(exc, tmp, f"cannot write the export {path}") from exc
+        if isinstance(exc, OSError):
+            raise classify_os_error(exc, path) from exc
         raise
     return path
 

@@ -22,6 +22,7 @@ from app.events import event_format, write_events
 from app.pipeline import Analyzer, Pipeline
 from app.render import FrameAnnotator
 from app.sources import FileSource
+from app.storage import classify_os_error, probe_folder, probe_output
 from app.types import Frame, FrameResult
 from app.video_writer import CONTAINER_SUFFIXES, DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
 from engines.backends.base import FaceEngine
@@ -91,7 +92,7 @@ def process_video(
     input_path = Path(input_path)
     output = Path(output) if output is not None else None
     events = Path(events) if events is not None else None
-    _check_paths(input_path, output, events, crops_dir)
+    check_outputs(input_path, output, events, crops_dir)
     if recognizer is None:
         from app.recognition import Recognizer
 
@@ -232,8 +233,11 @@ def _last_duration(source: FileSource) -> int | None:
     return source.last_duration or None
 
 
-def _check_paths(input_path: Path, output: Path | None, events: Path | None, crops_dir) -> None:
-    """Refuse impossible requests before anything is opened or written."""
+def check_outputs(input_path: Path, output: Path | None, events: Path | None, crops_dir) -> None:
+    """Refuse impossible requests and unwritable outputs (full disk, read-only, no permission)
+    before anything is decoded: each output's folder is probed with a real write."""
+    output = Path(output) if output is not None else None
+    events = Path(events) if events is not None else None
     if output is None and events is None:
         raise UserError("nothing to write: give --out for the annotated video and/or --events for the log")
     if output is not None:
@@ -249,6 +253,19 @@ def _check_paths(input_path: Path, output: Path | None, events: Path | None, cro
             raise UserError(f"--events {events} is the input video itself: choose another name")
     if crops_dir is not None and events is None:
         raise UserError("--crops needs --events: the crops are referenced from the event log")
+    if output is not None:
+        probe_output(output, "annotated video")
+    if events is not None:
+        if not events.parent.is_dir():
+            raise UserError(f"folder {events.parent} for the event log does not exist: create it first")
+        probe_output(events, "event log")
+    if crops_dir is not None:
+        crops = Path(crops_dir)
+        try:
+            crops.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise classify_os_error(exc, crops) from exc
+        probe_folder(crops, "face crops")
 
 
 def _progress_bar(enabled: bool, total: int | None, name: str):

@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.process import default_output, process_video
+    from app.process import check_outputs, default_output, process_video
 
     if not args.input.exists():
         raise UserError(f"video not found: {args.input} (check the path)")
@@ -54,6 +54,7 @@ def run(args) -> int:
     output = None if args.no_video else (args.out or default_output(args.input))
     if not 0 <= args.crf <= 51:
         raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
+    check_outputs(args.input, output, args.events, args.crops)  # before the engine loads: fail in milliseconds
     engine = make_engine(args)
     gallery = None
     try:
