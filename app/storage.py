@@ -157,3 +157,42 @@ def probe_folder(folder: str | os.PathLike, what: str) -> None:
             probe.unlink()
         except OSError:
             pass
+
+
+def create_private(path: str | os.PathLike) -> None:
+    """Create (or empty) `path` readable and writable by the user only, whatever the umask:
+    for outputs that hold faces (videos, event logs, crops), like the gallery."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def write_private(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to a new user-only file at `path` (see `create_private`), synced."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_private_folder(folder: str | os.PathLike) -> None:
+    """Create `folder` (and parents) user-only when missing; an existing folder is the user's
+    choice and keeps its permissions."""
+    folder = Path(folder)
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(parents=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    except FileExistsError:
+        if not folder.is_dir():
+            raise UserError(f"{folder} is a file, not a folder: choose a folder for the crops") from None
+    except OSError as exc:
+        raise classify_os_error(exc, folder) from exc

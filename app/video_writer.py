@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from app.errors import UserError
+from app.storage import create_private
 
 log = logging.getLogger("unisight.video_writer")
 
@@ -74,6 +75,8 @@ class VideoWriter:
         self._audio_next = None
         fmt = CONTAINER_SUFFIXES.get(suffix, "mp4")
         try:
+            if not self._direct:
+                create_private(self._tmp)  # faces: user-only, like the gallery (FFmpeg keeps the mode)
             self._container = av.open(str(self._tmp), "w", format=fmt)
             stream = self._container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
