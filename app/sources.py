@@ -308,9 +308,14 @@ class FileSource(VideoSource):
     def _open_container(self) -> None:
         import av
 
+        remote = self._format is None and "://" in self.path
         try:
-            container = av.open(self.path, format=self._format, options=self._options or None)
+            container = av.open(self.path, format=self._format, options=self._options or None,
+                                timeout=(10.0, 5.0) if remote else None)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if remote:  # a URL: say so, keep it (masked), and speak of a stream, not a file
+                raise SourceError(self._scrub(f"cannot open stream {self.info.name}: {_av_message(exc)}"
+                                              " (is the stream running and the URL right?)")) from exc
             raise SourceError(self._scrub(f"cannot open video {self.info.name}: {_av_message(exc)}"
                                           " (is it a complete, readable video file?)")) from exc
         if not container.streams.video:
@@ -484,7 +489,11 @@ class ReconnectingSource(VideoSource):
         try:
             self._connect()
         except Exception as exc:
-            message = self._scrub(f"cannot open {self.info.name}: {_av_message(exc)}")
+            if self.info.kind == "stream":
+                message = self._scrub(f"cannot open stream {self.info.name}: {_av_message(exc)} "
+                                      "(is the stream running and the URL right?)")
+            else:
+                message = self._scrub(f"cannot open {self.info.name}: {_av_message(exc)}")
             if retry:
                 self._set_state(SourceState.RECONNECTING, message)
                 return
@@ -657,6 +666,22 @@ class StreamSource(ReconnectingSource):
                 self._container.close()
             finally:
                 self._container, self._frames = None, None
+
+
+def check_stream(spec: str) -> None:
+    """Connect to `spec` once when it is a stream URL, and disconnect: a dead stream is then a
+    one-line `SourceError` at once (URL kept, credentials masked) instead of a live view
+    retrying in the background. Anything else is left alone."""
+    text = str(spec).strip()
+    if "://" not in text or urlsplit(text).scheme.lower() not in STREAM_SCHEMES:
+        return
+    source = open_source(text)
+    if not isinstance(source, StreamSource):
+        return
+    try:
+        source.open()
+    finally:
+        source.close()
 
 
 def low_latency_options(url: str, read_timeout: float = 5.0) -> dict[str, str]:
