@@ -50,10 +50,11 @@ def vector_problem(blob) -> str | None:
         return f"its embedding is not a vector ({type(blob).__name__})"
     if len(blob) != EMBEDDING_DIM * 4:
         return f"its embedding has {len(blob) // 4} values, not {EMBEDDING_DIM}"
-    v = np.frombuffer(blob, "<f4").astype(np.float64)
-    if not np.isfinite(v).all():
-        return "its embedding holds NaN or infinite values"
-    norm = float(np.linalg.norm(v))
+    with np.errstate(invalid="ignore", over="ignore"):  # signalling NaNs, huge values: judged below
+        v = np.frombuffer(blob, "<f4").astype(np.float64)
+        if not np.isfinite(v).all():
+            return "its embedding holds NaN or infinite values"
+        norm = float(np.linalg.norm(v))
     if abs(norm - 1.0) > NORM_TOLERANCE:
         return f"its embedding is not unit length (norm {norm:.4g})"
     return None

@@ -322,8 +322,11 @@ class FileSource(VideoSource):
             container.close()
             raise SourceError(f"{self.info.name} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         cc = stream.codec_context
+        if cc is None:  # found by fuzzing: a stream whose codec FFmpeg does not know
+            container.close()
+            raise SourceError(f"{self.info.name}: its video stream uses an unknown codec, or the file is damaged")
+        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.info.fps = float(rate) if rate else None
         self.info.rate = Fraction(rate) if rate else None
