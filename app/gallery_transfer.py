@@ -141,7 +141,10 @@ def read_export(path: Path) -> list[ExportedIdentity]:
             raise UserError(f"{path} was written by a newer Unisight (schema {version}): upgrade Unisight")
         problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
         if problems != ["ok"]:
-            raise UserError(f"{path} fails SQLite's integrity check ({problems[0]}): nothing was imported; "
+            # SQLite's report is several lines under a "*** in database main ***" heading
+            lines = [ln.strip() for p in problems for ln in str(p).splitlines() if ln.strip() and "***" not in ln]
+            first = lines[0] if lines else "no detail"
+            raise UserError(f"{path} fails SQLite's integrity check ({first}): nothing was imported; "
                             "export it again from the original gallery")
         out: list[ExportedIdentity] = []
         for ident, name in conn.execute("SELECT id, name FROM identities ORDER BY id").fetchall():
@@ -158,6 +161,9 @@ def read_export(path: Path) -> list[ExportedIdentity]:
         return out
     except sqlite3.DatabaseError as exc:
         raise UserError(f"{path} is damaged ({exc}): export it again") from exc
+    except UnicodeDecodeError as exc:  # found by fuzzing: a text column holding bytes that are not UTF-8
+        raise UserError(f"{path} is damaged (text that is not UTF-8 at byte {exc.start} of a value): "
+                        "export it again") from exc
     finally:
         conn.close()
 

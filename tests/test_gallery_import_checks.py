@@ -198,8 +198,16 @@ def test_damaged_export_files_are_refused_with_one_line(tmp_path):
           ("UPDATE sqlite_master SET sql='CREATE INDEX samples_by_identity ON samples(quality)' "
            "WHERE name='samples_by_identity'", ()))
     with Gallery(tmp_path / "dst") as dst:
-        with pytest.raises(UserError, match=r"fails SQLite's integrity check.*nothing was imported"):
+        with pytest.raises(UserError, match=r"fails SQLite's integrity check.*nothing was imported") as exc:
             dst.import_from(export2)
+        assert "\n" not in str(exc.value) and "***" not in str(exc.value)  # SQLite's report is several lines
+        assert len(dst) == 0
+    # found by fuzzing: a name that is not UTF-8 raised UnicodeDecodeError
+    export3, _ = _export(tmp_path, "three.gallery")
+    _edit(export3, ("UPDATE identities SET name=CAST(x'41ff80' AS TEXT) WHERE name='Bob'", ()))
+    with Gallery(tmp_path / "dst") as dst:
+        with pytest.raises(UserError, match=r"is damaged \(.*UTF-8"):
+            dst.import_from(export3)
         assert len(dst) == 0
 
 
