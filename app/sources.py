@@ -784,17 +784,18 @@ def _cartoon_face(side: int, rng: np.random.Generator) -> np.ndarray:
 
 def _expected_end(container, stream, fps: float | None) -> tuple[float | None, float]:
     """The media time (s) the video stream should end at, and how far short still counts as
-    whole: the stream's own duration, else its DURATION tag (Matroska), else the container's
-    duration (which covers every stream: with audio beside the video it gets 2 s of slack)."""
+    whole: the stream's start + duration, else its DURATION tag (Matroska: the end time), else
+    the container's start + duration (which covers every stream: with audio beside the video it
+    gets 2 s of slack)."""
     tb = stream.time_base
     start = float(stream.start_time * tb) if stream.start_time is not None and tb is not None else 0.0
     if stream.duration and tb is not None:
         return start + float(stream.duration * tb), 0.0
     tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
-    if tag:
+    if tag:  # FFmpeg's Matroska muxer writes the stream's end time here (its last pts + duration)
         try:
             h, m, sec = str(tag).split(":")
-            return start + int(h) * 3600 + int(m) * 60 + float(sec), 0.0
+            return int(h) * 3600 + int(m) * 60 + float(sec), 0.0
         except ValueError:
             pass
     if container.duration:

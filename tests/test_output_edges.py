@@ -50,6 +50,30 @@ def test_half_a_container_without_frame_count_is_truncated(tmp_path, monkeypatch
     assert "damaged" in captured.err
 
 
+def test_the_sample_clip_remuxed_to_mkv_is_whole_and_its_half_is_not(tmp_path):
+    """The bundled clip's video starts at 0.85 s: the Matroska DURATION tag is its end time."""
+    import av
+
+    from app.paths import SAMPLE_VIDEO
+
+    mkv = tmp_path / "clip.mkv"
+    with av.open(str(SAMPLE_VIDEO)) as src, av.open(str(mkv), "w", format="matroska") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        for packet in src.demux():
+            if packet.dts is not None and packet.stream.index in streams:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    source = FileSource(mkv)
+    source.open()
+    assert sum(1 for _ in iter(source.read, None)) == 275 and not source.truncated
+    half = tmp_path / "half.mkv"
+    half.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
+    source = FileSource(half)
+    source.open()
+    frames = sum(1 for _ in iter(source.read, None))
+    assert source.truncated and 100 < frames < 200 and "of the 10.03 s its header promises" in source.error
+
+
 def test_whole_videos_with_audio_are_not_called_truncated(tmp_path):
     for fmt, ext in (("matroska", "mkv"), ("mp4", "mp4"), ("mov", "mov")):
         path = tmp_path / f"a.{ext}"
