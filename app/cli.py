@@ -5,9 +5,11 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import threading
 
-from app.errors import UserError
+from app.errors import Terminated, UserError
 
 log = logging.getLogger("unisight")
 
@@ -47,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
             return _default_job(parser)
         parser.print_help()
         return 2
+    if args.command != "gui":  # Qt has its own loop; a raise inside a slot would not unwind it
+        _terminate_like_interrupt()
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except UserError as exc:
         if args.debug:
             raise
@@ -62,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
+
+
+def _terminate_like_interrupt() -> None:
+    """Make SIGTERM unwind the main thread like Ctrl-C does (partial files removed, sources
+    closed) instead of ending the process on the spot."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _default_job(parser: argparse.ArgumentParser) -> int:

@@ -14,6 +14,7 @@ from app.face_crop import storage_crop
 from app.gallery import Gallery, NewSample
 from app.imageio import load_image
 from app.quality import FaceQuality, QualityThresholds, assess, enrolment_problems
+from app.storage import StorageError
 from engines.faces import Faces
 
 FaceChoice = Union[str, int]  # "only", "largest", "centre" or an index (0 = leftmost face)
@@ -41,10 +42,12 @@ class EnrolmentResult:
     added: list[Added] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unsaved: list[str] = field(default_factory=list)  # sources that passed but could not be stored
+    error: str | None = None  # why they could not (a full disk, ...)
 
     @property
     def ok(self) -> bool:
-        return bool(self.added)
+        return bool(self.added) and self.error is None
 
     def to_dict(self) -> dict:
         return {
@@ -53,6 +56,8 @@ class EnrolmentResult:
             "added": [{"sample_id": a.sample_id, "source": a.source, "quality": a.quality.to_dict()} for a in self.added],
             "refused": [{"source": r.source, "reason": r.reason} for r in self.refused],
             "warnings": list(self.warnings),
+            "unsaved": list(self.unsaved),
+            "error": self.error,
         }
 
     def summary_lines(self) -> list[str]:
@@ -60,6 +65,10 @@ class EnrolmentResult:
         lines = [f"added {a.source} (sample {a.sample_id})" for a in self.added]
         lines += [f"refused {r.source}: {r.reason}" for r in self.refused]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"not saved {source}: passed the checks, but the gallery could not store it" for source in self.unsaved]
+        if self.error is not None:
+            lines.append(f"{self.name}: nothing saved: {self.error}")
+            return lines
         verb = "created" if self.created else "updated"
         lines.append(f"{self.name}: {verb}, {len(self.added)} sample(s) added, {len(self.refused)} refused"
                      if self.added else f"{self.name}: nothing enrolled ({len(self.refused)} refused)")
@@ -108,6 +117,7 @@ def enrol_crops(gallery: Gallery, engine, name: str, crops: Sequence[np.ndarray]
 def _enrol(gallery: Gallery, engine, name: str, items: list[tuple[str, np.ndarray]], face: FaceChoice,
            limits: QualityThresholds | None, refused: list[Refusal]) -> EnrolmentResult:
     model_id = engine.info.model_id
+    gallery.check_writable(f"enrolling {name}")  # before any inference: a read-only or full gallery fails now
     result = EnrolmentResult(name=name, refused=refused)
     candidates: list[_Candidate] = []
     for source, image in items:
@@ -136,7 +146,13 @@ def _enrol(gallery: Gallery, engine, name: str, items: list[tuple[str, np.ndarra
         samples.append(NewSample(embedding=c.faces.embeddings[c.index], crop=crop, quality=c.quality.weight,
                                  source=c.source))
     result.created = name not in gallery
-    ids = gallery.add_samples(name, samples, model_id)
+    try:
+        ids = gallery.add_samples(name, samples, model_id)
+    except StorageError as exc:  # the disk filled meanwhile: keep the per-photo report
+        result.created = False
+        result.unsaved = [c.source for c in candidates]
+        result.error = str(exc)
+        return result
     result.added = [Added(sid, c.source, c.quality) for sid, c in zip(ids, candidates)]
     return result
 

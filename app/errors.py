@@ -5,3 +5,7 @@ class UserError(Exception):
     """Bad input or an impossible request; the message says what and what to do."""
 
     exit_code = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C, so partial outputs are removed the same way."""

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from app.errors import UserError
+from app.storage import make_private_folder, write_private
 from app.video_writer import as_user_error
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -112,10 +113,7 @@ def write_events(path: str | Path, appearances: Iterable[AppearanceLike],
         raise UserError(f"folder {path.parent} for the event log does not exist: create it first")
     crops = Path(crops_dir) if crops_dir is not None else None
     if crops is not None:
-        try:
-            crops.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the crops folder {crops}: {exc.strerror or exc}") from exc
+        make_private_folder(crops)
     ordered = sorted(appearances, key=lambda a: (a.first_frame, str(a.source_id), a.track_id))
     records = []
     for a in ordered:
@@ -163,10 +161,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
         return
     tmp = path.with_name(f".{path.name}.partial-{secrets.token_hex(4)}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_private(tmp, data)  # faces and names: user-only, like the gallery
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -28,21 +28,32 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from app.errors import UserError
-from app.face_crop import FaceCrop, decode_jpeg, encode_jpeg, thumbnail
+from app.face_crop import FaceCrop, encode_jpeg, thumbnail
 from app.gallery_schema import DB_NAME, FORMAT_NAME, SCHEMA, SCHEMA_VERSION
-from app.gallery_transfer import ImportReport, free_name, read_export, sample_digest, write_export
+from app.gallery_transfer import (ImportRejected, ImportReport, check_export, free_name, read_export, sample_digest,
+                                  write_export)
+from app.gallery_validate import MAX_CROP_PIXELS, MAX_NAME_LENGTH, clean_name, vector_problem  # noqa: F401
 from app.paths import default_gallery_dir
+from app.storage import (LOW_SPACE_BYTES, StorageError, classify_os_error, classify_sqlite_error, free_bytes,
+                         write_problem)
 from app.recognition_defaults import DEFAULT_MARGIN, FALLBACK_THRESHOLD
 from engines.faces import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 
-MAX_NAME_LENGTH = 100
 REEMBED_MIN_IOU = 0.3  # the face found in a stored crop must overlap the stored face box
 
 
 class ModelMismatch(UserError):
     """Gallery samples lack embeddings from the engine's model."""
+
+
+class DamagedSample(UserError):
+    """A stored sample cannot be used (its embedding is not finite, its crop does not decode)."""
+
+
+class _DryRun(Exception):
+    """Rolls back a dry-run import's transaction."""
 
 
 @dataclass(slots=True)
@@ -139,11 +150,15 @@ class Gallery:
         self._matchers: dict[str, tuple[int, _Matcher]] = {}
         self._data_version: int | None = None
         self.path = self.folder / DB_NAME
+        self.read_only_reason: str | None = None
         self._conn = self._open()
 
     # ----------------------------------------------------------------- opening
     def _open(self) -> sqlite3.Connection:
         _prepare_private_folder(self.folder)
+        self.read_only_reason = _read_only_reason(self.folder, self.path)
+        if self.read_only_reason is not None:
+            return self._open_read_only()
         _touch_private(self.path)
         conn = None
         try:
@@ -154,20 +169,26 @@ class Gallery:
             if str(mode).lower() != "wal":
                 raise UserError(f"gallery {self.path} cannot use WAL journaling (got {mode}): put it on a local disk")
             conn.execute("PRAGMA synchronous=FULL")  # enrolments are rare: make each commit durable
-            with self._tx(conn):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                if row is None:
+            if conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='meta'").fetchone()[0] == 0:
+                with self._tx(conn):  # a new gallery; an existing one is only read when opened
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                     conn.execute("INSERT INTO meta VALUES ('format', ?), ('schema_version', ?)",
                                  (FORMAT_NAME, str(SCHEMA_VERSION)))
-                elif int(row[0]) > SCHEMA_VERSION:
-                    raise UserError(f"gallery {self.path} was written by a newer Unisight (schema {row[0]}): upgrade Unisight")
+            self._check_version(conn)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise UserError(f"gallery {self.path} is damaged or not a gallery ({exc}): restore it from an export") from exc
+            error = classify_sqlite_error(exc, self.path, "cannot open the gallery")
+            wal = self.path.with_name(DB_NAME + "-wal")
+            if error.kind == "full" and self.path.exists() and not (wal.exists() and wal.stat().st_size > 0):
+                # SQLite cannot make its shared-memory file on a full disk; with every commit
+                # already in the main file, reading it alone is exact. Changes are refused.
+                log.warning("%s", error)
+                self.read_only_reason = "the disk is full"
+                return self._open_read_only()
+            raise error from exc
         except BaseException:
             if conn is not None:
                 conn.close()
@@ -175,8 +196,59 @@ class Gallery:
         for suffix in ("-wal", "-shm"):  # SQLite copies the database's mode; make sure
             side = self.path.with_name(DB_NAME + suffix)
             if side.exists():
-                os.chmod(side, 0o600)
+                _tighten(side, 0o600)
         return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """Open a gallery that cannot be written (read-only mount, folder or file): reading
+        works, every change is refused by `_tx` with the reason."""
+        if not self.path.exists():
+            raise StorageError(f"no gallery in {self.folder} and none can be created there: "
+                               f"{self.read_only_reason}", "read-only")
+        uri = self.path.resolve().as_uri()
+        conn = None
+        # mode=ro needs the -shm file or a folder it can be made in; immutable=1 reads the
+        # file alone (nothing can write it meanwhile: the folder or the mount refuses writes)
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + query, uri=True, timeout=10.0, isolation_level=None,
+                                       check_same_thread=False)
+                self._check_version(conn)
+                return conn
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                error = exc
+        raise classify_sqlite_error(error, self.path, "cannot open the gallery") from error
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            version = int(row[0]) if row is not None else None
+        except ValueError:
+            version = None
+        if version is None:
+            raise StorageError(f"gallery {self.path} is damaged or not a gallery (no schema version): "
+                               "restore it from an export", "damaged")
+        if version > SCHEMA_VERSION:
+            raise UserError(f"gallery {self.path} was written by a newer Unisight (schema {version}): upgrade Unisight")
+
+    @property
+    def read_only(self) -> bool:
+        """True when the gallery can only be read (see `read_only_reason`)."""
+        return self.read_only_reason is not None
+
+    def check_writable(self, action: str = "saving to the gallery") -> None:
+        """Raise `StorageError` now when a change could not be saved (read-only, or a full
+        disk), so the caller can stop before any expensive work."""
+        if self.read_only_reason is not None:
+            raise StorageError(f"gallery {self.folder} is read-only ({self.read_only_reason}): {action} needs "
+                               "a writable gallery; nothing was changed", "read-only")
+        free = free_bytes(self.folder)
+        if free is not None and free < LOW_SPACE_BYTES:
+            raise StorageError(f"the disk holding gallery {self.folder} is full ({free // 1024} kB free): "
+                               f"{action} needs space; free some and try again; nothing was changed", "full")
 
     def close(self) -> None:
         """Close the database (SQLite checkpoints the WAL)."""
@@ -195,14 +267,25 @@ class Gallery:
     def _tx(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it commits, or none of it."""
         with self._lock:
+            if self.read_only_reason is not None:
+                self.check_writable("changing it")
             conn = conn or self._live()
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:  # full disk, I/O error: worded for what it is
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise classify_sqlite_error(exc, self.path, "cannot save to the gallery") from exc
             self._generation += 1
 
     def _live(self) -> sqlite3.Connection:
@@ -267,8 +350,13 @@ class Gallery:
         data, *box = rows[0]
         if data is None:
             return None
-        return FaceCrop(image=decode_jpeg(data), box=np.array(box, np.float32),
-                        landmarks=np.full((5, 2), np.nan, np.float32))
+        from app.imageio import decode_image
+
+        try:  # the size comes from the header first: a crafted crop cannot cost gigabytes
+            image = decode_image(data, name=f"the stored crop of gallery sample {sample_id}", max_pixels=MAX_CROP_PIXELS)
+        except UserError as exc:
+            raise DamagedSample(f"{exc}; remove the sample with `main.py gallery remove-sample {sample_id}`") from exc
+        return FaceCrop(image=image, box=np.array(box, np.float32), landmarks=np.full((5, 2), np.nan, np.float32))
 
     def sample_embeddings(self, sample_id: int) -> dict[str, np.ndarray]:
         """Every stored embedding of one sample, by model_id."""
@@ -298,14 +386,14 @@ class Gallery:
     # -------------------------------------------------------------- mutations
     def add_identity(self, name: str) -> int:
         """Create an empty identity; returns its id. Refuses an existing name."""
-        name = _clean_name(name)
+        name = clean_name(name)
         with self._tx() as conn:
             return self._insert_identity(conn, name)
 
     def add_samples(self, name: str, samples: Sequence[NewSample], model_id: str, create: bool = True) -> list[int]:
         """Store samples for `name` (created if missing and `create`), in one transaction;
         returns the new sample ids."""
-        name = _clean_name(name)
+        name = clean_name(name)
         if not model_id:
             raise ValueError("model_id is required")
         rows = [_sample_row(s) for s in samples]
@@ -329,7 +417,7 @@ class Gallery:
 
     def rename(self, old: str, new: str) -> None:
         """Rename an identity; refuses a name that another identity has."""
-        new = _clean_name(new)
+        new = clean_name(new)
         with self._tx() as conn:
             ident = self._require(old, conn)
             other = self._identity_id(new, conn)
@@ -393,7 +481,11 @@ class Gallery:
             chunk = missing[start:start + batch_size]
             crops = []
             for sample_id, name in chunk:
-                crop = self.sample_crop(sample_id)
+                try:
+                    crop = self.sample_crop(sample_id)
+                except DamagedSample:
+                    failed.append((sample_id, name, "its stored crop is damaged"))
+                    continue
                 if crop is None:
                     failed.append((sample_id, name, "no stored crop"))
                 else:
@@ -477,8 +569,15 @@ class Gallery:
 
     def _build_matcher(self, model_id: str) -> _Matcher:
         rows = self._query(
-            "SELECT i.id, i.name, e.vector FROM embeddings e JOIN samples s ON s.id = e.sample_id "
+            "SELECT i.id, i.name, e.vector, s.id FROM embeddings e JOIN samples s ON s.id = e.sample_id "
             "JOIN identities i ON i.id = s.identity_id WHERE e.model_id = ? ORDER BY i.id, s.id", (model_id,))
+        # A NaN row would make its identity match nothing, silently: refuse it, whatever wrote it.
+        bad = [(r[3], r[1], why) for r in rows if (why := vector_problem(r[2])) is not None]
+        if bad:
+            sid, name, why = bad[0]
+            more = f" (and {len(bad) - 1} more samples)" if len(bad) > 1 else ""
+            raise DamagedSample(f"gallery sample {sid} of {name!r} cannot be matched: {why} (model {model_id}){more}; "
+                                f"remove it with `main.py gallery remove-sample {sid}` and enrol {name} again")
         missing = self.missing_embeddings(model_id)
         if not rows:
             return _Matcher(np.zeros((0, EMBEDDING_DIM), np.float32), np.zeros(0, np.int64), (), missing)
@@ -502,52 +601,72 @@ class Gallery:
 
         return write_export(path, overwrite, copy_into)
 
-    def import_from(self, path: str | os.PathLike, on_clash: str = "refuse") -> ImportReport:
+    def import_from(self, path: str | os.PathLike, on_clash: str = "refuse", *, dry_run: bool = False,
+                    skip_rejected: bool = False) -> ImportReport:
         """Add the identities of an exported gallery file, in one transaction.
+
+        Everything is checked before anything is written (`gallery_transfer.check_export`):
+        when a sample fails, the import is refused (`ImportRejected`, whose report lists every
+        rejected sample) unless `skip_rejected`, which imports the rest. `dry_run` does the
+        whole import and rolls it back: the report says what would happen.
 
         on_clash: "refuse" (any name that exists here stops the whole import, nothing added),
         "merge" (their samples join the existing identity; samples already there are skipped) or
         "rename" (imported as "Name (2)", ...)."""
         if on_clash not in ("refuse", "merge", "rename"):
             raise ValueError(f"on_clash must be refuse, merge or rename, got {on_clash!r}")
-        incoming = read_export(Path(path))
-        report = ImportReport()
-        with self._tx() as conn:
-            clashes = [name for name in incoming if self._identity_id(name, conn) is not None]
-            if clashes and on_clash == "refuse":
-                raise UserError(
-                    f"import refused: {len(clashes)} name(s) already in the gallery ({', '.join(clashes[:10])}); "
-                    "nothing was imported: add --merge to join their samples to the existing identities "
-                    "or --rename to import them under new names"
-                )
-            now = time.time()
-            for name, samples in incoming.items():
-                target = self._identity_id(name, conn)
-                known: set[bytes] = set()
-                if target is None:
-                    target = self._insert_identity(conn, name)
-                    report.added.append(name)
-                elif on_clash == "merge":
-                    report.merged.append(name)
-                    known = {sample_digest(crop, embs) for crop, embs in self._sample_contents(conn, target)}
-                else:
-                    new_name = free_name(conn, name)
-                    target = self._insert_identity(conn, new_name)
-                    report.renamed[name] = new_name
-                for sample in samples:
-                    if sample.digest() in known:  # only samples that were here before the import count
-                        report.duplicates_skipped += 1
-                        continue
-                    cur = conn.execute(
-                        "INSERT INTO samples (identity_id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, "
-                        "quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (target, sample.enrolled_model, sample.crop_jpeg, *sample.box, sample.quality,
-                         sample.source, sample.created))
-                    for model_id, vector in sample.embeddings:
-                        conn.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?)", (cur.lastrowid, model_id, vector, now))
-                    report.samples += 1
-                conn.execute("UPDATE identities SET updated=? WHERE id=?", (now, target))
+        incoming, rejected = check_export(read_export(Path(path)), self.model_ids())
+        report = ImportReport(rejected=rejected, dry_run=dry_run)
+        if rejected and not skip_rejected and not dry_run:
+            listed = "; ".join(r.line() for r in rejected[:3])
+            more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
+            raise ImportRejected(
+                f"import refused: {len(rejected)} sample(s) of {path} failed the checks: {listed}{more}; "
+                "nothing was imported: add --skip-rejected to import the rest, or --dry-run to list them all", report)
+        try:
+            with self._tx() as conn:
+                self._import_rows(conn, incoming, on_clash, report)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
         return report
+
+    def _import_rows(self, conn: sqlite3.Connection, incoming: dict, on_clash: str, report: ImportReport) -> None:
+        clashes = [name for name in incoming if self._identity_id(name, conn) is not None]
+        if clashes and on_clash == "refuse":
+            raise UserError(
+                f"import refused: {len(clashes)} name(s) already in the gallery ({', '.join(clashes[:10])}); "
+                "nothing was imported: add --merge to join their samples to the existing identities "
+                "or --rename to import them under new names"
+            )
+        now = time.time()
+        for name, samples in incoming.items():
+            target = self._identity_id(name, conn)
+            known: set[bytes] = set()
+            if target is None:
+                target = self._insert_identity(conn, name)
+                report.added.append(name)
+            elif on_clash == "merge":
+                report.merged.append(name)
+                known = {sample_digest(crop, embs) for crop, embs in self._sample_contents(conn, target)}
+            else:
+                new_name = free_name(conn, name)
+                target = self._insert_identity(conn, new_name)
+                report.renamed[name] = new_name
+            for sample in samples:
+                if sample.digest() in known:  # only samples that were here before the import count
+                    report.duplicates_skipped += 1
+                    continue
+                cur = conn.execute(
+                    "INSERT INTO samples (identity_id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, "
+                    "quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (target, sample.enrolled_model, sample.crop_jpeg, *sample.box, sample.quality,
+                     sample.source, sample.created))
+                for model_id, vector in sample.embeddings:
+                    conn.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?)", (cur.lastrowid, model_id, vector, now))
+                report.samples += 1
+            conn.execute("UPDATE identities SET updated=? WHERE id=?", (now, target))
 
     def integrity_check(self) -> str:
         """SQLite's own check: "ok" when the file is sound."""
@@ -556,7 +675,10 @@ class Gallery:
     # --------------------------------------------------------------- helpers
     def _identity_id(self, name: str, conn: sqlite3.Connection | None = None) -> int | None:
         with self._lock:
-            row = (conn or self._live()).execute("SELECT id FROM identities WHERE name=?", (name.strip(),)).fetchone()
+            # the exact name first: one stored before names were cleaned must stay reachable
+            row = (conn or self._live()).execute(
+                "SELECT id FROM identities WHERE name=? OR name=? ORDER BY name<>?",
+                (name, " ".join(name.split()), name)).fetchone()
         return None if row is None else int(row[0])
 
     def _require(self, name: str, conn: sqlite3.Connection | None = None) -> int:
@@ -599,50 +721,65 @@ def open_gallery(path: str | os.PathLike | None, engine=None, *, threshold: floa
             raise
         if done:
             log.info("re-embedded %d gallery samples for %s", done, engine.info.model_id)
+        try:
+            gallery.matcher(engine.info.model_id)  # the startup check: every row usable (DamagedSample)
+        except BaseException:
+            gallery.close()
+            raise
     return gallery
 
 
 # ------------------------------------------------------------------ module helpers
 def _prepare_private_folder(folder: Path) -> None:
-    """Create the gallery folder 0700; refuse a folder that holds other things but no gallery."""
+    """Create the gallery folder 0700; refuse a folder that holds other things but no gallery.
+    An existing folder only loses group and other permissions, and only when it has any:
+    a folder the user made read-only (0500) stays so."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"gallery path {folder} is a file, not a folder: choose a folder")
     if folder.exists():
         if not (folder / DB_NAME).exists() and any(folder.iterdir()):
             raise UserError(f"{folder} holds other files but no gallery: choose an empty or new folder for the gallery")
-    else:
-        try:
-            folder.mkdir(parents=True, mode=0o700)
-        except OSError as exc:
-            raise UserError(f"cannot create gallery folder {folder}: {exc.strerror}") from exc
+        _tighten(folder, 0o700)
+        return
     try:
-        os.chmod(folder, 0o700)
+        folder.mkdir(parents=True, mode=0o700)
     except OSError as exc:
-        raise UserError(f"cannot make gallery folder {folder} private: {exc.strerror}") from exc
+        raise classify_os_error(exc, folder) from exc
+    os.chmod(folder, 0o700)  # ours, just made: mkdir's mode passed through the umask
+
+
+def _tighten(path: Path, allowed: int) -> None:
+    """Take away the permission bits outside `allowed` (never add any); a file system that
+    refuses (read-only) keeps what it has, with a log line."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & ~allowed:
+            os.chmod(path, mode & allowed)
+    except OSError as exc:
+        log.warning("cannot make %s private (%s): left as it is", path, exc.strerror or exc)
+
+
+def _read_only_reason(folder: Path, db: Path) -> str | None:
+    """Why the gallery cannot be written, or None when it can."""
+    why = write_problem(folder)
+    if why is not None:
+        return f"its folder: {why}"
+    if db.exists() and not os.access(db, os.W_OK):
+        return f"{db.name} is not writable by you"
+    return None
 
 
 def _touch_private(path: Path) -> None:
     """Create the database file 0600 before SQLite does (it would use the umask)."""
+    if path.exists():
+        _tighten(path, 0o600)
+        return
     try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
-        if stat.S_IMODE(os.stat(path).st_mode) != 0o600:
-            os.chmod(path, 0o600)
+        os.chmod(path, 0o600)
     except OSError as exc:
-        raise UserError(f"cannot open gallery file {path}: {exc.strerror}") from exc
-
-
-def _clean_name(name: str) -> str:
-    if not isinstance(name, str):
-        raise UserError("an identity name must be text")
-    cleaned = " ".join(name.split())
-    if not cleaned:
-        raise UserError("an identity name cannot be empty")
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise UserError(f"identity name too long ({len(cleaned)} characters, at most {MAX_NAME_LENGTH})")
-    if any(ord(c) < 32 or ord(c) == 127 for c in cleaned):
-        raise UserError(f"identity name {cleaned!r} contains control characters")
-    return cleaned
+        raise classify_os_error(exc, path) from exc
 
 
 def _vector_blob(vec: np.ndarray) -> bytes:

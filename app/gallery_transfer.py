@@ -11,11 +11,12 @@ import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from app.errors import UserError
 from app.gallery_schema import FORMAT_NAME, SCHEMA_VERSION
-from engines.faces import EMBEDDING_DIM
+from app.storage import classify_os_error, classify_sqlite_error, probe_folder
+from app.gallery_validate import Rejection, clean_name, crop_problem, name_key, vector_problem
 
 
 @dataclass(slots=True)
@@ -27,6 +28,8 @@ class ImportReport:
     renamed: dict[str, str] = field(default_factory=dict)  # imported name -> name used here
     samples: int = 0  # samples added
     duplicates_skipped: int = 0  # samples already present (merge of the same export twice)
+    rejected: list[Rejection] = field(default_factory=list)  # samples the checks left out
+    dry_run: bool = False  # nothing was written: this is what an import would do
 
     def to_dict(self) -> dict:
         return {
@@ -35,13 +38,24 @@ class ImportReport:
             "renamed": self.renamed,
             "samples": self.samples,
             "duplicates_skipped": self.duplicates_skipped,
+            "rejected": [r.to_dict() for r in self.rejected],
+            "dry_run": self.dry_run,
         }
+
+
+class ImportRejected(UserError):
+    """An import refused because some samples failed the checks; nothing was written."""
+
+    def __init__(self, message: str, report: ImportReport):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True, slots=True)
 class ExportedSample:
     """One face sample as an export file holds it."""
 
+    export_id: int  # its id inside the export (named in rejections)
     enrolled_model: str
     crop_jpeg: bytes | None
     box: tuple[float, float, float, float]  # face box inside the crop
@@ -55,6 +69,14 @@ class ExportedSample:
         return sample_digest(self.crop_jpeg, self.embeddings)
 
 
+@dataclass(frozen=True, slots=True)
+class ExportedIdentity:
+    """One identity of an export file, its name exactly as stored."""
+
+    name: str
+    samples: list[ExportedSample]
+
+
 def write_export(path: str | os.PathLike, overwrite: bool, copy_into: Callable[[str], None]) -> Path:
     """Write an export to `path` (mode 0600) through a temporary file that replaces it only
     once complete and synced. `copy_into(tmp)` writes the database copy (VACUUM INTO)."""
@@ -63,12 +85,15 @@ def write_export(path: str | os.PathLike, overwrite: bool, copy_into: Callable[[
         raise UserError(f"{path} already exists: choose another file name or delete it first")
     if not path.parent.is_dir():
         raise UserError(f"folder {path.parent} does not exist: create it or choose another path")
+    probe_folder(path.parent, "export")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    os.close(fd)
-    os.chmod(tmp, 0o600)
+    leftovers = [tmp, tmp.with_name(tmp.name + "-journal")]  # SQLite's rollback journal beside it
+    for p in leftovers:
+        p.unlink(missing_ok=True)
     try:
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.chmod(tmp, 0o600)
         copy_into(str(tmp))
         out = sqlite3.connect(tmp, isolation_level=None)
         try:
@@ -78,14 +103,21 @@ def write_export(path: str | os.PathLike, overwrite: bool, copy_into: Callable[[
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        for p in leftovers:
+            p.unlink(missing_ok=True)
+        if isinstance(exc, sqlite3.Error):
+            raise classify_sqlite_error(exc, tmp, f"cannot write the export {path}") from exc
+        if isinstance(exc, OSError):
+            raise classify_os_error(exc, path) from exc
         raise
     return path
 
 
-def read_export(path: Path) -> dict[str, list[ExportedSample]]:
-    """Identities and their samples in an exported gallery file, checked to be one."""
+def read_export(path: Path) -> list[ExportedIdentity]:
+    """Identities and their samples in an exported gallery file, in file order, exactly as
+    stored (names and samples are checked by `check_export`). The file itself must pass
+    SQLite's integrity check and carry a schema version this Unisight reads."""
     if not path.is_file():
         raise UserError(f"{path} does not exist or is not a file: give the path of a gallery export")
     try:
@@ -99,26 +131,99 @@ def read_export(path: Path) -> dict[str, list[ExportedSample]]:
             raise UserError(f"{path} is not a Unisight gallery export ({exc})") from exc
         if meta.get("format") != FORMAT_NAME:
             raise UserError(f"{path} is not a Unisight gallery export (format {meta.get('format')!r})")
-        if int(meta.get("schema_version", "0")) > SCHEMA_VERSION:
-            raise UserError(f"{path} was written by a newer Unisight (schema {meta['schema_version']}): upgrade Unisight")
-        out: dict[str, list[ExportedSample]] = {}
+        version = meta.get("schema_version")
+        try:
+            version_number = int(str(version))
+        except ValueError:
+            raise UserError(f"{path} is a damaged gallery export (schema version {version!r} is not a number): "
+                            "export it again") from None
+        if version_number > SCHEMA_VERSION:
+            raise UserError(f"{path} was written by a newer Unisight (schema {version}): upgrade Unisight")
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
+        if problems != ["ok"]:
+            # SQLite's report is several lines under a "*** in database main ***" heading
+            lines = [ln.strip() for p in problems for ln in str(p).splitlines() if ln.strip() and "***" not in ln]
+            first = lines[0] if lines else "no detail"
+            raise UserError(f"{path} fails SQLite's integrity check ({first}): nothing was imported; "
+                            "export it again from the original gallery")
+        out: list[ExportedIdentity] = []
         for ident, name in conn.execute("SELECT id, name FROM identities ORDER BY id").fetchall():
             samples = []
             for row in conn.execute(
                 "SELECT id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, quality, source, created "
                 "FROM samples WHERE identity_id=? ORDER BY id", (ident,)).fetchall():
-                embs = conn.execute("SELECT model_id, vector FROM embeddings WHERE sample_id=?", (row[0],)).fetchall()
-                for _, vector in embs:
-                    if len(vector) != EMBEDDING_DIM * 4:
-                        raise UserError(f"{path} holds a damaged embedding (sample {row[0]}): re-export it")
-                samples.append(ExportedSample(enrolled_model=row[1], crop_jpeg=row[2], box=tuple(row[3:7]),
-                                              quality=row[7], source=row[8], created=row[9], embeddings=embs))
-            out[name] = samples
+                embs = conn.execute("SELECT model_id, vector FROM embeddings WHERE sample_id=? ORDER BY model_id",
+                                    (row[0],)).fetchall()
+                samples.append(ExportedSample(export_id=row[0], enrolled_model=row[1], crop_jpeg=row[2],
+                                              box=tuple(row[3:7]), quality=row[7], source=row[8], created=row[9],
+                                              embeddings=embs))
+            out.append(ExportedIdentity(name=name, samples=samples))
         return out
     except sqlite3.DatabaseError as exc:
         raise UserError(f"{path} is damaged ({exc}): export it again") from exc
+    except UnicodeDecodeError as exc:  # found by fuzzing: a text column holding bytes that are not UTF-8
+        raise UserError(f"{path} is damaged (text that is not UTF-8 at byte {exc.start} of a value): "
+                        "export it again") from exc
     finally:
         conn.close()
+
+
+def check_export(identities: Sequence[ExportedIdentity],
+                 existing_models: Iterable[str]) -> tuple[dict[str, list[ExportedSample]], list[Rejection]]:
+    """Split an export into what may be imported (by cleaned name) and what may not.
+
+    A sample is rejected when an embedding is not a finite unit vector of the right length,
+    it has no embedding at all, its crop does not decode, is too large or has no face box
+    inside it, or it has no crop and lacks an embedding from one of the models the gallery
+    will hold (nothing could ever re-embed it). An identity is rejected whole when its name
+    is empty, too long, holds control characters, or repeats an earlier name."""
+    models = set(existing_models)
+    for ident in identities:
+        for sample in ident.samples:
+            models.update(m for m, _ in sample.embeddings if isinstance(m, str))
+    accepted: dict[str, list[ExportedSample]] = {}
+    keys: dict[str, str] = {}
+    rejected: list[Rejection] = []
+    for ident in identities:
+        raw = ident.name if isinstance(ident.name, str) else str(ident.name)
+        try:
+            name = clean_name(ident.name)
+        except UserError as exc:
+            rejected.append(Rejection(raw, None, f"{exc} ({len(ident.samples)} samples left out)"))
+            continue
+        key = name_key(name)
+        if key in keys:
+            rejected.append(Rejection(raw, None, f"the export holds another identity named {keys[key]!r} "
+                                                 f"({len(ident.samples)} samples left out): rename one and export again"))
+            continue
+        keys[key] = name
+        good = []
+        for sample in ident.samples:
+            why = _sample_problem(sample, models)
+            if why is None:
+                good.append(sample)
+            else:
+                rejected.append(Rejection(raw, sample.export_id, why))
+        accepted[name] = good
+    return accepted, rejected
+
+
+def _sample_problem(sample: ExportedSample, models: set[str]) -> str | None:
+    if not sample.embeddings:
+        return "it has no embedding"
+    for model_id, vector in sample.embeddings:
+        if not isinstance(model_id, str) or not model_id:
+            return "an embedding names no model"
+        why = vector_problem(vector)
+        if why is not None:
+            return f"{why} (model {model_id})"
+    if sample.crop_jpeg is None:
+        lacking = sorted(models - {m for m, _ in sample.embeddings})
+        if lacking:
+            return (f"it has no stored crop and no embedding from {', '.join(lacking)}: "
+                    "it could never be matched by that model")
+        return None
+    return crop_problem(sample.crop_jpeg, sample.box)
 
 
 def sample_digest(crop: bytes | None, embeddings: Sequence[tuple[str, bytes]]) -> bytes:

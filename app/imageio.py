@@ -19,7 +19,7 @@ from app.errors import UserError
 MAX_PIXELS = 100_000_000  # refuse larger images: decoding them costs gigabytes
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FORMATS = "JPEG, PNG, BMP, TIFF, WebP"
+FORMATS = "JPEG, PNG, BMP, TIFF, WebP, PNM"
 
 
 def load_image(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -45,16 +45,8 @@ def decode_image(data: bytes | np.ndarray, *, name: str = "image", max_pixels: i
     if buf.size == 0:
         raise UserError(f"{name} is an empty file: it holds no image")
     head = buf[:64].tobytes()
-    size = None
-    if head.startswith(JPEG_MAGIC):
-        size = _check_jpeg(buf.tobytes(), name)
-    elif head.startswith(PNG_MAGIC):
-        size = _check_png(buf.tobytes(), name)
-    elif head.startswith(b"BM") and buf.size >= 26:
-        w, h = struct.unpack("<ii", head[18:26])
-        size = (abs(w), abs(h))
-    if size is not None:
-        _check_size(size[0], size[1], name, max_pixels)
+    size = header_size(buf.tobytes(), name)
+    _check_size(size[0], size[1], name, max_pixels)  # from the header: before any pixel is decoded
     flags = cv2.IMREAD_COLOR if head.startswith(JPEG_MAGIC) else cv2.IMREAD_UNCHANGED  # COLOR applies EXIF rotation
     try:
         image = cv2.imdecode(buf, flags)
@@ -100,6 +92,89 @@ def _composite_on_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     a = alpha.astype(np.uint16)[:, :, None]
     out = (color.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255
     return out.astype(np.uint8)
+
+
+def header_size(data: bytes, name: str = "image") -> tuple[int, int]:
+    """(width, height) read from the header of an encoded image, for every format this
+    module decodes; `UserError` for anything else (OpenCV would otherwise allocate whatever
+    a header claims before noticing the rest is missing)."""
+    head = data[:64]
+    if head.startswith(JPEG_MAGIC):
+        size = _check_jpeg(data, name)
+        if size is None:
+            raise UserError(f"{name} is a damaged JPEG (no frame header): re-export or re-copy it")
+        return size
+    if head.startswith(PNG_MAGIC):
+        return _check_png(data, name)
+    if head.startswith(b"BM"):
+        if len(head) < 26:
+            raise UserError(f"{name} is a truncated BMP: re-export or re-copy it")
+        w, h = struct.unpack("<ii", head[18:26])
+        return abs(w), abs(h)
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return _tiff_size(data, name)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return _webp_size(head, name)
+    if len(head) >= 2 and head[0] == ord("P") and head[1] in b"123456":
+        return _pnm_size(data[:1024], name)
+    raise UserError(f"cannot decode {name}: not a {FORMATS} image, or the file is damaged")
+
+
+def _tiff_size(raw: bytes, name: str) -> tuple[int, int]:
+    """ImageWidth (256) and ImageLength (257) of the first IFD (classic and BigTIFF)."""
+    order = "<" if raw[:2] == b"II" else ">"
+    damaged = UserError(f"{name} is a truncated or damaged TIFF: re-export or re-copy it")
+    try:
+        big = struct.unpack(order + "H", raw[2:4])[0] == 43
+        if big:
+            offset = struct.unpack(order + "Q", raw[8:16])[0]
+            count = struct.unpack(order + "Q", raw[offset:offset + 8])[0]
+            entries, size, first = offset + 8, 20, 8
+        else:
+            offset = struct.unpack(order + "I", raw[4:8])[0]
+            count = struct.unpack(order + "H", raw[offset:offset + 2])[0]
+            entries, size, first = offset + 2, 12, 4
+        found = {}
+        for i in range(min(count, 4096)):
+            e = raw[entries + i * size: entries + (i + 1) * size]
+            tag, kind = struct.unpack(order + "HH", e[:4])
+            if tag in (256, 257):
+                value = e[4 + first: 4 + 2 * first] if big else e[8:12]
+                if kind == 3:
+                    found[tag] = struct.unpack(order + "H", value[:2])[0]
+                elif kind == 4:
+                    found[tag] = struct.unpack(order + "I", value[:4])[0]
+                elif kind == 16:
+                    found[tag] = struct.unpack(order + "Q", value[:8])[0]
+    except struct.error:
+        raise damaged from None
+    if 256 not in found or 257 not in found:
+        raise damaged
+    return found[256], found[257]
+
+
+def _webp_size(head: bytes, name: str) -> tuple[int, int]:
+    """The canvas size from the VP8X, VP8L or VP8 chunk header."""
+    kind = head[12:16]
+    if kind == b"VP8X" and len(head) >= 30:
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if kind == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if kind == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    raise UserError(f"{name} is a truncated or damaged WebP: re-export or re-copy it")
+
+
+def _pnm_size(head: bytes, name: str) -> tuple[int, int]:
+    """Width and height from a PBM/PGM/PPM header (comments skipped)."""
+    text = b"\n".join(line.split(b"#")[0] for line in head[2:].split(b"\n"))
+    fields = text.split()
+    try:
+        return int(fields[0]), int(fields[1])
+    except (IndexError, ValueError):
+        raise UserError(f"{name} is a truncated or damaged PNM image: re-export or re-copy it") from None
 
 
 def _check_size(width: int, height: int, name: str, max_pixels: int) -> None:

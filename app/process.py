@@ -21,7 +21,8 @@ from app.errors import UserError
 from app.events import event_format, write_events
 from app.pipeline import Analyzer, Pipeline
 from app.render import FrameAnnotator
-from app.sources import FileSource
+from app.sources import FileSource, mask_url
+from app.storage import classify_os_error, probe_folder, probe_output
 from app.types import Frame, FrameResult
 from app.video_writer import CONTAINER_SUFFIXES, DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
 from engines.backends.base import FaceEngine
@@ -61,9 +62,15 @@ class ProcessSummary:
         return d
 
 
-def default_output(input_path: Path) -> Path:
-    """`clip.mp4` -> `./clip.annotated.mp4` (the current folder: the input's may be read-only)."""
-    return Path.cwd() / f"{input_path.stem}.annotated.mp4"
+def default_output(input_path: str | Path) -> Path:
+    """`clip.mp4` -> `./clip.annotated.mp4` (the current folder: the input's may be read-only);
+    a URL is named after the last part of its path."""
+    text = str(input_path)
+    if "://" in text:
+        from urllib.parse import urlsplit
+
+        return Path.cwd() / f"{Path(urlsplit(text).path).stem or 'stream'}.annotated.mp4"
+    return Path.cwd() / f"{Path(text).stem}.annotated.mp4"
 
 
 def process_video(
@@ -88,16 +95,17 @@ def process_video(
     the annotated video to `output` and one event per appearance to `events` (either may be
     None). `recognizer` None: a gallery-less `app.recognition.Recognizer` (tracks only).
     Raises `UserError` for bad paths, unreadable input and full disks."""
+    spec = str(input_path)  # a URL stays as given (Path would fold its "//")
     input_path = Path(input_path)
     output = Path(output) if output is not None else None
     events = Path(events) if events is not None else None
-    _check_paths(input_path, output, events, crops_dir)
+    check_outputs(input_path, output, events, crops_dir)
     if recognizer is None:
         from app.recognition import Recognizer
 
         recognizer = Recognizer(None, engine=engine)
 
-    source = FileSource(input_path, source_id=input_path.name)
+    source = FileSource(spec, source_id=mask_url(spec) if "://" in spec else input_path.name)
     source.open()  # a SourceError (UserError) here: nothing was written
     info = source.info
     writer: VideoWriter | None = None
@@ -119,7 +127,8 @@ def process_video(
                 if writer is None:  # sized by the first frame: upright, as the source turned it
                     writer = VideoWriter(output, width=image.shape[1], height=image.shape[0],
                                          fps=info.rate or info.fps or 30, time_base=info.time_base, crf=crf,
-                                         preset=preset, threads=threads, audio_from=input_path)
+                                         preset=preset, threads=threads,
+                                         audio_from=None if "://" in spec else input_path)
                 writer.write(image, _pts(result.frame, tb))
             t2 = time.perf_counter()
             counters.add(len(result.faces), t1 - t0, t2 - t1)
@@ -162,7 +171,7 @@ def process_video(
     frames = counters.frames
     fps = frames / seconds if seconds > 0 else 0.0
     return ProcessSummary(
-        input=str(input_path),
+        input=mask_url(spec),
         output=str(output) if output is not None else None,
         events=str(events) if events is not None else None,
         frames=frames,
@@ -232,8 +241,12 @@ def _last_duration(source: FileSource) -> int | None:
     return source.last_duration or None
 
 
-def _check_paths(input_path: Path, output: Path | None, events: Path | None, crops_dir) -> None:
-    """Refuse impossible requests before anything is opened or written."""
+def check_outputs(input_path: Path, output: Path | None, events: Path | None, crops_dir) -> None:
+    """Refuse impossible requests and unwritable outputs (full disk, read-only, no permission)
+    before anything is decoded: each output's folder is probed with a real write."""
+    input_path = Path(input_path)  # only compared with the outputs: a URL never matches one
+    output = Path(output) if output is not None else None
+    events = Path(events) if events is not None else None
     if output is None and events is None:
         raise UserError("nothing to write: give --out for the annotated video and/or --events for the log")
     if output is not None:
@@ -249,6 +262,19 @@ def _check_paths(input_path: Path, output: Path | None, events: Path | None, cro
             raise UserError(f"--events {events} is the input video itself: choose another name")
     if crops_dir is not None and events is None:
         raise UserError("--crops needs --events: the crops are referenced from the event log")
+    if output is not None:
+        probe_output(output, "annotated video")
+    if events is not None:
+        if not events.parent.is_dir():
+            raise UserError(f"folder {events.parent} for the event log does not exist: create it first")
+        probe_output(events, "event log")
+    if crops_dir is not None:
+        crops = Path(crops_dir)
+        try:
+            crops.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise classify_os_error(exc, crops) from exc
+        probe_folder(crops, "face crops")
 
 
 def _progress_bar(enabled: bool, total: int | None, name: str):

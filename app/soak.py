@@ -60,6 +60,7 @@ class SoakReport:
     os_threads_end: int
     max_rss_growth_mb: float
     samples: list[SoakSample] = field(default_factory=list)
+    source_problem: str | None = None  # the source's last failure or reconnection message
 
     @property
     def rss_growth_mb(self) -> float:
@@ -70,16 +71,32 @@ class SoakReport:
         return self.threads_end - self.threads_start
 
     @property
+    def reasons(self) -> list[str]:
+        """Why the run failed, one line per broken limit (empty when it passed)."""
+        out = [f"pipeline error: {e}" for e in self.errors]
+        if self.frames <= 0:
+            why = f": the source {self.source_problem}" if self.source_problem else ""
+            out.append(f"no frame was processed{why}")
+        if self.thread_growth > 0:
+            out.append(f"Python threads grew while running ({self.threads_start} -> {self.threads_end})")
+        if self.threads_after > self.threads_before:
+            out.append(f"threads left after stopping ({self.threads_before} before, {self.threads_after} after)")
+        if self.os_threads_end > self.os_threads_start:
+            out.append(f"OS threads grew ({self.os_threads_start} -> {self.os_threads_end})")
+        if self.rss_growth_mb >= self.max_rss_growth_mb:
+            out.append(f"memory grew {self.rss_growth_mb:.1f} MB (limit {self.max_rss_growth_mb:g})")
+        return out
+
+    @property
     def passed(self) -> bool:
-        return (not self.errors and self.thread_growth <= 0 and self.threads_after <= self.threads_before
-                and self.os_threads_end <= self.os_threads_start
-                and self.rss_growth_mb < self.max_rss_growth_mb and self.frames > 0)
+        return not self.reasons
 
     def to_dict(self, with_samples: bool = False) -> dict:
         d = asdict(self)
         if not with_samples:
             d.pop("samples")
-        d.update(rss_growth_mb=round(self.rss_growth_mb, 2), thread_growth=self.thread_growth, passed=self.passed)
+        d.update(rss_growth_mb=round(self.rss_growth_mb, 2), thread_growth=self.thread_growth, passed=self.passed,
+                 reasons=self.reasons)
         for key in ("seconds", "rss_start_mb", "rss_end_mb", "rss_max_mb"):
             d[key] = round(d[key], 2)
         return d
@@ -95,6 +112,13 @@ def run_soak(source: VideoSource, engine, *, seconds: float, warmup: float = 30.
     counts = {"faces": 0, "appearances": 0}
     errors: list[str] = []
     threads_before = threading.active_count()
+    problem: list[str] = []
+
+    def on_state(event) -> None:
+        if event.state.value in ("reconnecting", "failed") and event.message:
+            problem[:] = [f"{event.state.value}: {event.message}"]
+
+    source.add_listener(on_state)
 
     def on_result(result: FrameResult) -> None:
         annotator.annotate(result.frame.image, result.faces)  # the drawing a viewer would do
@@ -143,4 +167,4 @@ def run_soak(source: VideoSource, engine, *, seconds: float, warmup: float = 30.
         threads_start=samples[0].threads, threads_end=samples[-1].threads,
         threads_max=max(s.threads for s in samples), threads_after=threading.active_count(),
         os_threads_start=samples[0].os_threads, os_threads_end=samples[-1].os_threads,
-        max_rss_growth_mb=max_rss_growth_mb, samples=samples)
+        max_rss_growth_mb=max_rss_growth_mb, samples=samples, source_problem=problem[0] if problem else None)

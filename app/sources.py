@@ -278,6 +278,8 @@ class FileSource(VideoSource):
         self.last_duration: int | None = None  # its duration in `info.time_base` (0/None = unknown)
         self.start_pts: int | None = None  # the video stream's start and duration, `info.time_base`
         self.duration_pts: int | None = None
+        self.expected_end: float | None = None  # media time the video should reach (header / tags)
+        self._end_tolerance = 0.0  # seconds short of it that still count as whole
         self._last_time: float | None = None
 
     def _scrub(self, text: str) -> str:
@@ -306,17 +308,25 @@ class FileSource(VideoSource):
     def _open_container(self) -> None:
         import av
 
+        remote = self._format is None and "://" in self.path
         try:
-            container = av.open(self.path, format=self._format, options=self._options or None)
+            container = av.open(self.path, format=self._format, options=self._options or None,
+                                timeout=(10.0, 5.0) if remote else None)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if remote:  # a URL: say so, keep it (masked), and speak of a stream, not a file
+                raise SourceError(self._scrub(f"cannot open stream {self.info.name}: {_av_message(exc)}"
+                                              " (is the stream running and the URL right?)")) from exc
             raise SourceError(self._scrub(f"cannot open video {self.info.name}: {_av_message(exc)}"
                                           " (is it a complete, readable video file?)")) from exc
         if not container.streams.video:
             container.close()
             raise SourceError(f"{self.info.name} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         cc = stream.codec_context
+        if cc is None:  # found by fuzzing: a stream whose codec FFmpeg does not know
+            container.close()
+            raise SourceError(f"{self.info.name}: its video stream uses an unknown codec, or the file is damaged")
+        stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.info.fps = float(rate) if rate else None
         self.info.rate = Fraction(rate) if rate else None
@@ -328,6 +338,7 @@ class FileSource(VideoSource):
             self.info.duration = float(stream.duration * stream.time_base)
         elif container.duration:
             self.info.duration = container.duration / 1_000_000
+        self.expected_end, self._end_tolerance = _expected_end(container, stream, self.info.fps)
         self._container, self._stream = container, stream
         self._frames = container.decode(stream)
         self._decoded_this_pass = 0
@@ -389,6 +400,12 @@ class FileSource(VideoSource):
             self._fail(f"file ends early: {self._decoded_this_pass} of {expected} frames decoded")
             self._close_container()
             return True
+        if self._format is None and not expected and self._ends_before_expected_end():
+            self.truncated = True
+            self._fail(f"file ends early: frames decoded up to {self._last_time:.2f} s of the "
+                       f"{self.expected_end:.2f} s its header promises")
+            self._close_container()
+            return True
         if self.info.loop and self._decoded_this_pass > 0:
             first = self._first_time_of_pass()
             step = (float(self.last_duration * self.info.time_base) if self.last_duration and self.info.time_base
@@ -413,6 +430,15 @@ class FileSource(VideoSource):
             return True
         frame = self.last_duration or (1 / (self.info.rate or 30)) / self.info.time_base
         return self.last_pts + frame < self.start_pts + self.duration_pts - 1.5 * frame
+
+    def _ends_before_expected_end(self) -> bool:
+        """For containers that give no frame count (MKV, WebM, ...): did the decoded video
+        stop short of the duration the header or the stream's tags promise?"""
+        if self.expected_end is None or self._last_time is None:
+            return False
+        frame = (float(self.last_duration * self.info.time_base) if self.last_duration and self.info.time_base
+                 else 1.0 / (self.info.fps or 30))
+        return self._last_time + frame < self.expected_end - max(1.5 * frame, self._end_tolerance)
 
     def _first_time_of_pass(self) -> float:
         start = self._stream.start_time if self._stream is not None else None
@@ -466,7 +492,11 @@ class ReconnectingSource(VideoSource):
         try:
             self._connect()
         except Exception as exc:
-            message = self._scrub(f"cannot open {self.info.name}: {_av_message(exc)}")
+            if self.info.kind == "stream":
+                message = self._scrub(f"cannot open stream {self.info.name}: {_av_message(exc)} "
+                                      "(is the stream running and the URL right?)")
+            else:
+                message = self._scrub(f"cannot open {self.info.name}: {_av_message(exc)}")
             if retry:
                 self._set_state(SourceState.RECONNECTING, message)
                 return
@@ -641,6 +671,22 @@ class StreamSource(ReconnectingSource):
                 self._container, self._frames = None, None
 
 
+def check_stream(spec: str) -> None:
+    """Connect to `spec` once when it is a stream URL, and disconnect: a dead stream is then a
+    one-line `SourceError` at once (URL kept, credentials masked) instead of a live view
+    retrying in the background. Anything else is left alone."""
+    text = str(spec).strip()
+    if "://" not in text or urlsplit(text).scheme.lower() not in STREAM_SCHEMES:
+        return
+    source = open_source(text)
+    if not isinstance(source, StreamSource):
+        return
+    try:
+        source.open()
+    finally:
+        source.close()
+
+
 def low_latency_options(url: str, read_timeout: float = 5.0) -> dict[str, str]:
     """FFmpeg options for a live URL: no input buffering, TCP for RTSP, a socket timeout."""
     scheme = urlsplit(url).scheme.lower()
@@ -734,6 +780,29 @@ def _cartoon_face(side: int, rng: np.random.Generator) -> np.ndarray:
     cv2.ellipse(img, (c, int(side * 0.70)), (int(side * 0.13), int(side * 0.05)), 0, 0, 180, (50, 50, 150),
                 max(1, side // 30), cv2.LINE_AA)
     return img
+
+
+def _expected_end(container, stream, fps: float | None) -> tuple[float | None, float]:
+    """The media time (s) the video stream should end at, and how far short still counts as
+    whole: the stream's start + duration, else its DURATION tag (Matroska: the end time), else
+    the container's start + duration (which covers every stream: with audio beside the video it
+    gets 2 s of slack)."""
+    tb = stream.time_base
+    start = float(stream.start_time * tb) if stream.start_time is not None and tb is not None else 0.0
+    if stream.duration and tb is not None:
+        return start + float(stream.duration * tb), 0.0
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:  # FFmpeg's Matroska muxer writes the stream's end time here (its last pts + duration)
+        try:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec), 0.0
+        except ValueError:
+            pass
+    if container.duration:
+        c_start = container.start_time / 1_000_000 if container.start_time is not None else 0.0
+        slack = 0.0 if len(container.streams) == 1 else 2.0
+        return c_start + container.duration / 1_000_000, slack
+    return None, 0.0
 
 
 def _av_message(exc: BaseException) -> str:

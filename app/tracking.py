@@ -73,6 +73,7 @@ class Tracker:
         self._tracks: list[Track] = []
         self._removed: list[Track] = []
         self._frame = -1
+        self._updates = 0  # frames seen
 
     @property
     def tracks(self) -> list[Track]:
@@ -87,6 +88,7 @@ class Tracker:
         cfg = self.config
         frame = self._frame + 1 if frame is None else int(frame)
         self._frame = frame
+        self._updates += 1
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         n = len(boxes)
         if embeddings is not None:
@@ -133,7 +135,13 @@ class Tracker:
         return removed
 
     def close_all(self) -> list[Track]:
-        """End every live track; returns them (and any not yet popped removals)."""
+        """End every live track; returns them (and any not yet popped removals). When the
+        source ended before any track could reach `min_hits` (a clip of one or two frames),
+        the faces seen in every one of its frames are confirmed: they are all there is."""
+        if self._updates < self.config.min_hits:
+            for track in self._tracks:
+                if not track.confirmed and track.hits == self._updates:
+                    track.id = next(self._ids)
         removed = self.pop_removed() + self._tracks
         self._tracks = []
         return removed

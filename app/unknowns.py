@@ -21,6 +21,7 @@ from scipy.spatial.distance import pdist
 from app.errors import UserError
 from app.recognition import Appearance
 from app.recognition_defaults import threshold_for_model
+from app.storage import classify_os_error, make_private_folder, write_private
 
 
 @dataclass(slots=True)
@@ -136,10 +137,7 @@ def write_group_crops(groups: Sequence[UnknownGroup], folder: str | os.PathLike)
     """Save each group's representative crop as `folder/unknown_NNN.jpg` (None when a group has
     no crop); refuses to overwrite existing files."""
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the crops folder {folder}: {exc.strerror or exc}") from exc
+    make_private_folder(folder)
     paths: list[Path | None] = []
     for i, group in enumerate(groups, 1):
         crop = group.representative.best_crop
@@ -149,8 +147,13 @@ def write_group_crops(groups: Sequence[UnknownGroup], folder: str | os.PathLike)
         path = folder / f"unknown_{i:03d}.jpg"
         if path.exists():
             raise UserError(f"{path} already exists: choose an empty --crops folder")
-        if not cv2.imwrite(str(path), crop):
-            raise UserError(f"could not write {path}")
+        ok, data = cv2.imencode(".jpg", crop)
+        if not ok:
+            raise UserError(f"could not encode the crop for {path}")
+        try:
+            write_private(path, data.tobytes())  # a face: user-only
+        except OSError as exc:
+            raise classify_os_error(exc, path) from exc
         paths.append(path)
     return paths
 

@@ -12,7 +12,6 @@ always complete. Devices and pipes (`/dev/null`, a FIFO) are written directly.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import secrets
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 
 from app.errors import UserError
+from app.storage import create_private
 
 log = logging.getLogger("unisight.video_writer")
 
@@ -75,6 +75,8 @@ class VideoWriter:
         self._audio_next = None
         fmt = CONTAINER_SUFFIXES.get(suffix, "mp4")
         try:
+            if not self._direct:
+                create_private(self._tmp)  # faces: user-only, like the gallery (FFmpeg keeps the mode)
             self._container = av.open(str(self._tmp), "w", format=fmt)
             stream = self._container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
@@ -263,17 +265,6 @@ def _reraise(exc: BaseException, path: Path) -> None:
 
 def as_user_error(exc: BaseException, path: Path) -> BaseException:
     """A one-line `UserError` for an OS-level write failure; other errors pass through."""
-    if isinstance(exc, UserError):
-        return exc
-    code = getattr(exc, "errno", None)
-    if code == errno.ENOSPC:
-        return UserError(f"no space left on device writing {path}: free some space or write elsewhere")
-    if code == errno.EFBIG:
-        return UserError(f"file too large writing {path}: the file system refused to grow it")
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return UserError(f"permission denied writing {path}: choose a folder you can write to")
-    if code == errno.EDQUOT:
-        return UserError(f"disk quota exceeded writing {path}")
-    if isinstance(exc, OSError):
-        return UserError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}")
-    return exc
+    from app.storage import classify_os_error
+
+    return classify_os_error(exc, path)

@@ -1,7 +1,8 @@
 """Enrols identities into a gallery in a loop until killed (used by tests/test_gallery.py).
 
-Usage: python tests/gallery_crash_helper.py GALLERY_DIR FIRST_INDEX
-Prints "committed NAME" (flushed) after each enrolment's transaction has returned.
+Usage: python tests/gallery_crash_helper.py GALLERY_DIR FIRST_INDEX [--begin]
+Prints "committed NAME" (flushed) after each enrolment's transaction has returned; with
+--begin also "begin NAME" just before it starts (so a kill can be placed inside one).
 """
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from app.gallery import Gallery, NewSample  # noqa: E402
 
 def main() -> None:
     folder, first = Path(sys.argv[1]), int(sys.argv[2])
+    say_begin = "--begin" in sys.argv[3:]
     rng = np.random.default_rng(first)
     with Gallery(folder) as gallery:
         print("ready", flush=True)
@@ -28,6 +30,8 @@ def main() -> None:
                                 landmarks=np.zeros((5, 2), np.float32))
                 samples.append(NewSample(embedding=rng.normal(size=128), crop=crop, quality=0.5, source=f"crash {k}"))
             name = f"person-{i:05d}"
+            if say_begin:
+                print(f"begin {name}", flush=True)
             gallery.add_samples(name, samples, "crash-model")
             print(f"committed {name}", flush=True)
             i += 1

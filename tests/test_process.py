@@ -123,7 +123,7 @@ def test_write_failure_leaves_no_partial_file(tmp_path):
         from app.errors import UserError
         from app.process import process_video
         from tests.fakes import FakeEngine
-        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
         try:
             process_video({str(src)!r}, FakeEngine(), output={str(outdir / 'out.mp4')!r}, progress=False)
         except UserError as exc:

@@ -58,4 +58,6 @@ def run(args) -> int:
     else:
         for line in result.summary_lines():
             print(line)
+    if result.error is not None:
+        return 1
     return 0 if result.ok else 2

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+import unicodedata
 from pathlib import Path
 
 from app.errors import UserError
@@ -35,6 +37,9 @@ def register(sub) -> None:
     clash = a.add_mutually_exclusive_group()
     clash.add_argument("--merge", action="store_true", help="join samples to identities with the same name")
     clash.add_argument("--rename", action="store_true", help="import clashing names as 'Name (2)'")
+    a.add_argument("--dry-run", action="store_true", help="check the file and say what an import would do; write nothing")
+    a.add_argument("--skip-rejected", action="store_true",
+                   help="import the samples that pass the checks and leave out the others (listed)")
     p.set_defaults(func=run)
 
 
@@ -69,14 +74,14 @@ def _list(args, gallery) -> int:
         "models": gallery.model_ids(),
     }
     lines = [f"{gallery.folder}: {len(identities)} identities"]
-    lines += [f"  {i.name}  ({i.sample_count} sample{'s' if i.sample_count != 1 else ''}, updated {_iso(i.updated)})"
+    lines += [f"  {_shown(i.name)}  ({i.sample_count} sample{'s' if i.sample_count != 1 else ''}, updated {_iso(i.updated)})"
               for i in identities]
     if args.samples:
         samples = gallery.samples()
         out["samples"] = [{"id": s.id, "name": s.name, "quality": s.quality, "source": s.source,
                            "created": _iso(s.created), "models": s.model_ids, "crop": s.has_crop} for s in samples]
         lines.append("samples:")
-        lines += [f"  {s.id:>5}  {s.name}  quality {s.quality if s.quality is not None else float('nan'):.2f}  "
+        lines += [f"  {s.id:>5}  {_shown(s.name)}  quality {s.quality if s.quality is not None else float('nan'):.2f}  "
                   f"{s.source or '-'}  [{', '.join(s.model_ids)}]" for s in samples]
     lines.append("models: " + (", ".join(f"{m} ({n} samples)" for m, n in out["models"].items()) or "none"))
     return _print(args, out, lines)
@@ -112,9 +117,19 @@ def _export(args, gallery) -> int:
 
 
 def _import(args, gallery) -> int:
+    from app.gallery_transfer import ImportRejected
+
     on_clash = "merge" if args.merge else "rename" if args.rename else "refuse"
-    report = gallery.import_from(args.file, on_clash=on_clash)
-    lines = [f"imported {report.samples} samples from {args.file}"]
+    try:
+        report = gallery.import_from(args.file, on_clash=on_clash, dry_run=args.dry_run,
+                                     skip_rejected=args.skip_rejected)
+    except ImportRejected as exc:
+        for r in exc.report.rejected:
+            print(f"rejected: {_shown(r.line())}", file=sys.stderr)
+        raise
+    verb = "would import" if report.dry_run else "imported"
+    lines = [f"{verb} {report.samples} samples from {args.file}" + (" (dry run: nothing written)" if report.dry_run else "")]
+    lines += [f"  rejected: {_shown(r.line())}" for r in report.rejected]
     lines += [f"  new: {n}" for n in report.added]
     lines += [f"  merged into existing: {n}" for n in report.merged]
     lines += [f"  renamed: {a} -> {b}" for a, b in report.renamed.items()]
@@ -137,3 +152,10 @@ def _print(args, obj: dict, lines: list[str]) -> int:
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _shown(text: str) -> str:
+    """`text` for a terminal: control characters (an ANSI escape in a name) shown escaped, not obeyed."""
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) == "Cc" else c for c in text)
+    return text

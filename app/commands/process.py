@@ -21,7 +21,7 @@ def register(sub) -> None:
                                    "H.264 copy (same frames, same timing, audio copied) and one event per "
                                    "appearance. Exit status 1 when the input is damaged (the output up to the "
                                    "damage is kept).")
-    p.add_argument("input", type=Path, metavar="VIDEO", help="video file (MP4, MOV, MKV, ...)")
+    p.add_argument("input", metavar="VIDEO", help="video file (MP4, MOV, MKV, ...) or a stream URL")
     p.add_argument("--out", type=Path, default=None,
                    help="annotated video to write (default: ./NAME.annotated.mp4)")
     p.add_argument("--no-video", action="store_true", help="write no video, only --events")
@@ -45,15 +45,19 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.process import default_output, process_video
+    from app.process import check_outputs, default_output, process_video
+    from app.sources import check_stream, mask_url
 
-    if not args.input.exists():
+    if "://" not in args.input and not Path(args.input).exists():
         raise UserError(f"video not found: {args.input} (check the path)")
+    args.input = args.input if "://" in args.input else Path(args.input)
     if args.no_video and args.events is None:
         raise UserError("--no-video leaves nothing to write: add --events FILE.jsonl")
     output = None if args.no_video else (args.out or default_output(args.input))
     if not 0 <= args.crf <= 51:
         raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
+    check_outputs(args.input, output, args.events, args.crops)  # before the engine loads: fail in milliseconds
+    check_stream(str(args.input))  # a dead stream URL: one line now, not after the engine loads
     engine = make_engine(args)
     gallery = None
     try:
@@ -80,7 +84,7 @@ def run(args) -> int:
             print(f"  events: {summary.events}")
         print(f"  gallery: {note}")
     if summary.truncated:
-        print(f"warning: {args.input} is damaged: {summary.error}; the {summary.frames} frames before the damage "
+        print(f"warning: {mask_url(str(args.input))} is damaged: {summary.error}; the {summary.frames} frames before the damage "
               "were processed and written", file=sys.stderr)
         return 1
     return 0

@@ -55,6 +55,10 @@ def run(args) -> int:
     starts = args.start_at or []
     if len(starts) not in (0, 1, len(args.source)):
         raise UserError(f"give --start-at once, or once per --source ({len(args.source)})")
+    from app.sources import check_stream
+
+    for spec in args.source:  # a dead stream fails now, in one line, not after the whole wait
+        check_stream(spec)
     engine = make_engine_for_gui(args)  # loaded before the window: the measured seconds are all playback
     from ui.screenshot import ScreenshotRequest, take_screenshot
 

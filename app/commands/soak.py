@@ -30,11 +30,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from app.errors import UserError
     from app.soak import run_soak
-    from app.sources import open_source
+    from app.sources import check_stream, open_source
 
     if args.minutes <= 0 or args.warmup < 0 or args.sample_every <= 0:
         raise UserError("--minutes and --sample-every must be positive, --warmup not negative")
     # a file plays looped at its own pace, like a camera
+    check_stream(args.source)  # a dead stream: one line now, not a failed run with no reason
     source = open_source(args.source, loop=True, realtime=True)
     if not source.info.realtime:
         raise UserError(f"{args.source} is not a live source: use a camera, a stream, synthetic: or a video file")
@@ -64,4 +65,6 @@ def run(args) -> int:
               f"(before start {report.threads_before}), errors {len(report.errors)}")
         for e in report.errors:
             print(f"  error: {e}")
+        for reason in report.reasons:
+            print(f"  failed because: {reason}")
     return 0 if report.passed else 1
