@@ -94,6 +94,11 @@ def test_label_views_cache_resumes_and_regenerates_the_teachers_view(tiny_set, t
     assert e[0] @ e[1] > 0.7 and e[0] @ e[2] > 0.7
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["views"] == 3
+    from engines.train.view_labels import cache_status
+
+    status = cache_status(tmp_path)["sets"]["tiny"]
+    assert {k: status[k] for k in ("images", "unreadable", "embedded", "views", "shards")} == \
+        {"images": 5, "unreadable": 1, "embedded": 3, "views": 15, "shards": 3}
 
 
 def test_label_views_command_one_line_errors(tmp_path, capsys):

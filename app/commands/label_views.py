@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (2)")
     p.add_argument("--limit", type=int, default=None, help="label at most N new images, then stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--status", action="store_true",
+                   help="only report what the cache holds (per set: images, faces, views, rate) and exit")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
 
@@ -40,8 +42,10 @@ def run(args) -> int:
 
     if args.workers < 1 or args.views < 0 or (args.limit is not None and args.limit < 0):
         raise UserError("--workers must be at least 1, --views and --limit at least 0")
-    names = [n.strip() for n in args.sets.split(",") if n.strip()]
     out = args.out or user_cache_dir() / "views-v1"
+    if args.status:
+        return _status(out, args.json)
+    names = [n.strip() for n in args.sets.split(",") if n.strip()]
     try:
         sets = resolve_sets(names, args.data, _parse_extra(args.extra))
     except (ValueError, FileNotFoundError) as exc:
@@ -61,4 +65,22 @@ def run(args) -> int:
         rate = t.images / t.seconds if t.seconds else 0.0
         print(f"  {name:<14} {t.images:>6} images now ({rate:.1f}/s, {t.seconds:.0f} s): {t.faces} faces, "
               f"{t.embedded} with crops and {t.views} views; {t.no_face} without a face, {t.unreadable} unreadable")
+    return 0
+
+
+def _status(out: Path, as_json: bool) -> int:
+    from engines.train.view_labels import cache_status
+
+    try:
+        status = cache_status(out)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        print(json.dumps(status))
+        return 0
+    print(f"view labels in {out} ({status['settings']['views']} random views a face):")
+    for name, s in status["sets"].items():
+        rate = "" if s["images_per_s"] is None else f", {s['images_per_s']} images/s"
+        print(f"  {name:<14} {s['images']:>6} images ({s['unreadable']} unreadable), {s['faces']} faces, "
+              f"{s['embedded']} with crops, {s['views']} views, {s['shards']} shards{rate}")
     return 0

@@ -313,6 +313,37 @@ def label_views(sets: list[ImageSet], out_dir: Path, settings: ViewSettings = Vi
     return summary
 
 
+def cache_status(out_dir: Path) -> dict:
+    """Per set of a label cache: images, faces, embedded faces, views, shards, and the images per
+    second between its first and last shard (file times: what a run that was stopped and started
+    again still shows)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "meta.json").is_file():
+        raise FileNotFoundError(f"no view labels in {out_dir}: run `main.py label-views` first")
+    meta = json.loads((out_dir / "meta.json").read_text())
+    sets = {}
+    for set_dir in sorted(p for p in out_dir.iterdir() if p.is_dir()):
+        stems = complete_shards(set_dir)
+        images = faces = embedded = unreadable = 0
+        times = []
+        for stem in stems:
+            with np.load(stem.with_name(stem.name + "-images.npz")) as im, \
+                    np.load(stem.with_name(stem.name + "-faces.npz")) as f:
+                images += len(im["rel"])
+                unreadable += int((im["counts"] < 0).sum())
+                faces += len(im["boxes"])
+                embedded += len(f["image"])
+            times.append(stem.with_name(stem.name + "-faces.npz").stat().st_mtime)
+        rate = None
+        if len(times) > 1:
+            # the first shard's own time is unknown: rate over the shards after it
+            rate = round((images - images / len(stems)) / max(times[-1] - times[0], 1e-9), 2)
+        sets[set_dir.name] = {"images": images, "unreadable": unreadable, "faces": faces, "embedded": embedded,
+                              "views": embedded * (meta["views"] + 2), "shards": len(stems),
+                              "images_per_s": rate}
+    return {"out": str(out_dir), "settings": meta, "sets": sets}
+
+
 @dataclass(slots=True)
 class FaceViews:
     """Every embedded face of a label cache, for training: arrays over all shards of the sets read."""
