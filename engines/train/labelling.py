@@ -38,9 +38,10 @@ class ImageLabels:
     height: int
     boxes: np.ndarray  # (n, 4) float32 x1 y1 x2 y2
     landmarks: np.ndarray  # (n, 5, 2) float32, engines.faces.LANDMARK_NAMES order
-    scores: np.ndarray  # (n,) float32 MTCNN O-Net score
-    embeddings: np.ndarray  # (n, 128) float32 dlib descriptor, unit length (stored float16)
+    scores: np.ndarray  # (n,) float32 teacher detector score (MTCNN O-Net, or YuNet)
+    embeddings: np.ndarray  # (n, 128) float32 teacher embedding, unit length (stored float16); zero: none
     identity: str | None = None  # CelebA identity or LFW name, when the set has them
+    teacher: str = "mtcnn-dlib"  # who labelled it: its scores mean different things (`dataset.TEACHER_SCORES`)
 
 
 @dataclass(slots=True)

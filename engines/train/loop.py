@@ -25,7 +25,11 @@ from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces,
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
+from engines.model.mobilenet_v2 import init_from_imagenet
 from engines.train.validate import validate
+from engines.train.view_crops import ViewCropDataset
+from engines.train.view_labels import is_view_cache, load_face_views, load_view_labels
+from engines.train.views import CROP_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,8 @@ class TrainSettings:
     # train F_r's top-down pathway and landmark attention only: the backbone and detection heads
     # (and their batch-norm statistics) stay as loaded, so every box, score and landmark does too
     freeze_detector: bool = False
+    # bfloat16 autocast and channels-last tensors on the CPU (MODEL.md: 2x on this CPU); no effect on CUDA
+    bf16: bool = False
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -124,25 +130,32 @@ def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
 
 
 def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
-                  teacher_mean: torch.Tensor):
+                  teacher_mean: torch.Tensor, bf16: bool = False):
     """Detection losses of one batch, and its mimicked faces' student and (centred) teacher
     embeddings and identity classes (-1: none)."""
     images = batch["images"].to(device, non_blocking=True)
-    heads = model.forward_heads(model.normalise(images))
-    losses = detection_losses(heads.logits, heads.box_deltas, heads.landmark_deltas,
+    x = model.normalise(images)
+    if bf16:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        heads = model.forward_heads(x)
+    losses = detection_losses(heads.logits.float(), heads.box_deltas.float(), heads.landmark_deltas.float(),
                               batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
     boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], jitter, gen)
     target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
     if len(boxes):
-        student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
+        student = student.float()
     else:  # keeps F_r in the graph so every parameter gets a (zero) gradient
-        student = heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0
+        student = (heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0).float()
     return losses, student, target, batch["mimic_identities"].to(device)
 
 
 def teacher_centre(labels) -> np.ndarray:
     """Mean of the unit teacher embeddings over the training images (float32, 128)."""
     emb = np.concatenate([l.embeddings for l in labels if len(l.embeddings)]).astype(np.float32)
+    emb = emb[np.linalg.norm(emb, axis=1) > 0]  # faces the teacher did not embed (view labels: small or unsure)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     return emb.mean(0).astype(np.float32)
 
@@ -241,7 +254,9 @@ def train(s: TrainSettings) -> dict:
     np.random.seed(s.seed)
     device = pick_device(s.device)
     cfg = get_config(s.config)
-    labels = load_labels(Path(s.labels_dir), s.sets, {k: Path(v) for k, v in s.data_roots.items()} or None)
+    roots = {k: Path(v) for k, v in s.data_roots.items()} or None
+    views = is_view_cache(Path(s.labels_dir))
+    labels = (load_view_labels if views else load_labels)(Path(s.labels_dir), s.sets, roots)
     split = split_labels(labels, s.val_images)
     train_labels, val_labels = split.train, split.validation
     if not train_labels:
@@ -255,7 +270,10 @@ def train(s: TrainSettings) -> dict:
     model = Uniface(cfg).to(device)
     last = out / "last.pt"
     if s.init and not last.exists():  # a resumed run starts from its own checkpoint instead
-        model.load_state_dict(init_state(Path(s.init), cfg, model))
+        if s.init == "imagenet":
+            log.info("backbone from ImageNet: %d tensors", init_from_imagenet(model))
+        else:
+            model.load_state_dict(init_state(Path(s.init), cfg, model))
     if s.freeze_detector:
         freeze_detector(model)  # its parameters then get no gradient, and AdamW skips them
     groups = parameter_groups(model, s.weight_decay, s.residual_lr_scale)
@@ -296,7 +314,15 @@ def train(s: TrainSettings) -> dict:
     if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
         raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")
     crops = None
-    if s.crop_batch > 0:
+    if s.crop_batch > 0 and views:
+        if s.crop_canvas != CROP_SIZE:
+            raise ValueError(f"the view stream's crops are {CROP_SIZE} px: use crop canvas {CROP_SIZE}")
+        crops = ViewCropDataset(load_face_views(Path(s.labels_dir), s.sets), train_labels,
+                                _anchors(model, (CROP_SIZE, CROP_SIZE), device), seed=s.seed)
+        crop_batches = _endless(crops, s.crop_batch, s.workers, s.seed, step // max(1, len(crops) // s.crop_batch))
+        log.info("view stream: %d stored faces, %d per step, each in one of its %d labelled views",
+                 len(crops), s.crop_batch, crops.views.params.shape[1])
+    elif s.crop_batch > 0:
         if s.crop_canvas < 64 or s.crop_canvas % 32:
             raise ValueError(f"crop canvas must be a multiple of 32 of at least 64, got {s.crop_canvas}")
         crops = FaceCropDataset(train_labels, repeat_identified(mimic_faces(train_labels), table, s.identity_repeat),
@@ -315,6 +341,9 @@ def train(s: TrainSettings) -> dict:
         log.info("relation loss: weight %g over a bank of %d teacher faces, temperature %g",
                  lw.relation, len(bank), s.relation_temp)
     gen = torch.Generator().manual_seed(s.seed + step)
+    bf16 = s.bf16 and device.type == "cpu"
+    if bf16:
+        model.to(memory_format=torch.channels_last)
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
     while step < s.steps:
@@ -328,10 +357,10 @@ def train(s: TrainSettings) -> dict:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s) * g.get("lr_scale", 1.0)
-            losses, student, target, classes = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean)
+            losses, student, target, classes = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16)
             if crops is not None:
                 crop_losses, crop_student, crop_target, crop_classes = _batch_losses(
-                    model, next(crop_batches), device, s.jitter, gen, teacher_mean)
+                    model, next(crop_batches), device, s.jitter, gen, teacher_mean, bf16)
                 losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
                 student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
                 classes = torch.cat([classes, crop_classes])

@@ -14,7 +14,7 @@ from engines.faces import box_iou, box_sides
 from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
-from engines.train.dataset import POSITIVE_SCORE, centred_teacher, mimic_eligible
+from engines.train.dataset import centred_teacher, mimic_eligible, positive_score
 from engines.train.labelling import ImageLabels
 
 MIN_EVAL_FACE = 10.0  # teacher faces smaller than this (in the image) are neither hit nor miss
@@ -121,7 +121,7 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
             lab = chunk[i]
             det, det_scores, det_emb = faces.boxes, faces.scores, faces.embeddings
             k = len(det)
-            care = (lab.scores >= POSITIVE_SCORE) & (box_sides(lab.boxes) >= MIN_EVAL_FACE)
+            care = (lab.scores >= positive_score(lab)) & (box_sides(lab.boxes) >= MIN_EVAL_FACE)
             positives += int(care.sum())
             hits = np.zeros(k, bool)
             ignored = np.zeros(k, bool)

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from engines.train import views as V
-from engines.train.labelling import ImageSet
+from engines.train.labelling import ImageLabels, ImageSet
 
 LABEL_VERSION = 1
 SHARD_SIZE = 500  # images per shard
@@ -357,6 +357,8 @@ class FaceViews:
     view_embeddings: np.ndarray  # (n, V, 128) float16
     identity: np.ndarray  # (n,) str, "" when unknown
     set_name: np.ndarray  # (n,) str
+    path: np.ndarray  # (n,) str: the photo each face is in (as `load_view_labels` gives it)
+    face: np.ndarray  # (n,) int: the face's index among its photo's faces
 
     def __len__(self) -> int:
         return len(self.row)
@@ -372,13 +374,15 @@ def load_face_views(out_dir: Path, sets: list[str] | None = None) -> FaceViews:
     if not (out_dir / "meta.json").is_file():
         raise FileNotFoundError(f"no view labels in {out_dir}: run `main.py label-views` first")
     names = sets or sorted(p.name for p in out_dir.iterdir() if p.is_dir())
-    crops, shard_of, rows, parts, idents, set_names = [], [], [], [], [], []
+    crops, shard_of, rows, parts, idents, set_names, paths = [], [], [], [], [], [], []
     for name in names:
         for stem in complete_shards(out_dir / name):
             with np.load(stem.with_name(stem.name + "-faces.npz")) as f, \
                     np.load(stem.with_name(stem.name + "-images.npz")) as im:
                 part = {k: f[k] for k in f.files}
                 idents.append(im["identity"][part["image"]] if len(part["image"]) else np.zeros(0, str))
+                root = Path(str(im["root"]))
+                paths.append(np.array([str(root / r) for r in im["rel"][part["image"]].tolist()], dtype=str))
             crops.append(np.load(stem.with_name(stem.name + "-crops.npy"), mmap_mode="r"))
             shard_of.append(np.full(len(part["image"]), len(crops) - 1, np.int32))
             rows.append(np.arange(len(part["image"]), dtype=np.int32))
@@ -393,4 +397,48 @@ def load_face_views(out_dir: Path, sets: list[str] | None = None) -> FaceViews:
     return FaceViews(crops=crops, shard_of=np.concatenate(shard_of), row=np.concatenate(rows),
                      crop_landmarks=cat("crop_landmarks"), embedding=cat("embedding"), params=cat("params"),
                      view_embeddings=cat("view_embeddings"), identity=np.concatenate(idents),
-                     set_name=np.concatenate(set_names))
+                     set_name=np.concatenate(set_names), path=np.concatenate(paths), face=cat("face"))
+
+
+def load_view_labels(out_dir: Path, sets: list[str] | None = None,
+                     data_roots: dict[str, Path] | None = None) -> list[ImageLabels]:
+    """Every readable image of a view-label cache as `ImageLabels` (teacher "yunet-sface"), for
+    the full-image stream of training: YuNet's boxes, landmarks and scores; SFace's embedding of
+    each face it embedded (aligned from the original image), zeros for the faces it did not
+    (too small or unsure: never mimicked, `dataset.mimic_eligible`)."""
+    out_dir = Path(out_dir)
+    if not (out_dir / "meta.json").is_file():
+        raise FileNotFoundError(f"no view labels in {out_dir}: run `main.py label-views` first")
+    wanted = None if sets is None else set(sets)
+    result = []
+    for set_dir in sorted(p for p in out_dir.iterdir() if p.is_dir()):
+        if wanted is not None and set_dir.name not in wanted:
+            continue
+        for stem in complete_shards(set_dir):
+            with np.load(stem.with_name(stem.name + "-images.npz")) as z:
+                im = {k: z[k] for k in z.files}
+            with np.load(stem.with_name(stem.name + "-faces.npz")) as z:
+                faces = {k: z[k] for k in ("image", "face", "embedding")}
+            root = Path((data_roots or {}).get(set_dir.name) or str(im["root"]))
+            offsets = np.concatenate([[0], np.cumsum(np.maximum(im["counts"], 0))])
+            embedded = {(int(i), int(f)): e for i, f, e in zip(faces["image"], faces["face"], faces["embedding"])}
+            for i, rel in enumerate(im["rel"].tolist()):
+                if im["counts"][i] < 0:
+                    continue
+                a, b = offsets[i], offsets[i + 1]
+                emb = np.zeros((b - a, 128), np.float32)
+                for f in range(b - a):
+                    if (i, f) in embedded:
+                        emb[f] = embedded[(i, f)]
+                result.append(ImageLabels(
+                    path=str(root / rel), set_name=set_dir.name, width=int(im["width"][i]),
+                    height=int(im["height"][i]), boxes=im["boxes"][a:b].copy(), landmarks=im["landmarks"][a:b].copy(),
+                    scores=im["scores"][a:b].copy(), embeddings=emb, identity=str(im["identity"][i]) or None,
+                    teacher="yunet-sface"))
+    return result
+
+
+def is_view_cache(folder: Path) -> bool:
+    """Whether a label folder holds view labels (`label-views`) rather than `label`'s."""
+    meta = Path(folder) / "meta.json"
+    return meta.is_file() and "views" in json.loads(meta.read_text())
