@@ -219,12 +219,8 @@ def _write_shard(path: Path, records: list[dict], image_set: ImageSet) -> None:
 
     emb_parts = [f.embeddings for f in faces if len(f)]
     arrays = dict(
-        rel=np.array([r["rel"] for r in records], dtype=str),
-        width=np.array([r["width"] for r in records], np.int32),
-        height=np.array([r["height"] for r in records], np.int32),
+        **image_columns(records, image_set),
         counts=counts,
-        identity=np.array([(image_set.identities or {}).get(r["rel"], "") for r in records], dtype=str),
-        root=np.array(str(Path(image_set.root).resolve())),
         boxes=cat("boxes", (4,), np.float32),
         landmarks=cat("landmarks", (5, 2), np.float32),
         scores=cat("scores", (), np.float32),
@@ -236,6 +232,17 @@ def _write_shard(path: Path, records: list[dict], image_set: ImageSet) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def image_columns(records: list[dict], image_set: ImageSet) -> dict[str, np.ndarray]:
+    """The per-image columns every label shard has: rel, width, height, identity, and the root folder."""
+    return dict(
+        rel=np.array([r["rel"] for r in records], dtype=str),
+        width=np.array([r["width"] for r in records], np.int32),
+        height=np.array([r["height"] for r in records], np.int32),
+        identity=np.array([(image_set.identities or {}).get(r["rel"], "") for r in records], dtype=str),
+        root=np.array(str(Path(image_set.root).resolve())),
+    )
 
 
 def _shards(set_dir: Path) -> list[Path]:
@@ -250,7 +257,31 @@ def _done_names(set_dir: Path) -> set[str]:
     return done
 
 
-def _check_meta(out_dir: Path, settings: TeacherSettings) -> None:
+def plan_remaining(sets: list[ImageSet], out_dir: Path, done_names, limit: int | None
+                   ) -> tuple[list[tuple[ImageSet, list[str]]], int, int]:
+    """Per set, its images not yet in a complete shard (`done_names(set_dir)` gives those that
+    are; half-written files are cleared), cut to `limit` new images in all; with the number of
+    images in the sets and of those already done."""
+    todo, total, done_count = [], 0, 0
+    budget = limit
+    for s in sets:
+        set_dir = Path(out_dir) / s.name
+        set_dir.mkdir(parents=True, exist_ok=True)
+        for stale in set_dir.glob("*.tmp"):
+            stale.unlink()
+        done = done_names(set_dir)
+        remaining = [rel for rel in s.files if rel not in done]
+        total += len(s.files)
+        done_count += len(s.files) - len(remaining)
+        if budget is not None:
+            remaining = remaining[: max(budget, 0)]
+            budget -= len(remaining)
+        todo.append((s, remaining))
+    return todo, total, done_count
+
+
+def check_meta(out_dir: Path, settings) -> None:
+    """Pin a label folder to the settings (a dataclass) that made it: written once, compared on resume."""
     meta_path = out_dir / "meta.json"
     wanted = asdict(settings)
     if meta_path.is_file():
@@ -280,24 +311,9 @@ def label_images(
 
     settings = settings or TeacherSettings()
     out_dir = Path(out_dir)
-    _check_meta(out_dir, settings)
+    check_meta(out_dir, settings)
     summary = LabelSummary()
-    todo: list[tuple[ImageSet, list[str]]] = []
-    for s in sets:
-        set_dir = out_dir / s.name
-        set_dir.mkdir(parents=True, exist_ok=True)
-        for stale in set_dir.glob("*.tmp"):
-            stale.unlink()
-        done = _done_names(set_dir)
-        remaining = [rel for rel in s.files if rel not in done]
-        summary.images += len(s.files)
-        summary.already_done += len(s.files) - len(remaining)
-        todo.append((s, remaining))
-    if limit is not None:
-        budget = limit
-        for i, (s, remaining) in enumerate(todo):
-            todo[i] = (s, remaining[: max(budget, 0)])
-            budget -= len(todo[i][1])
+    todo, summary.images, summary.already_done = plan_remaining(sets, out_dir, _done_names, limit)
 
     tasks, owners = [], []
     for s, remaining in todo:

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from engines.train import views as V
-from engines.train.labelling import ImageLabels, ImageSet
+from engines.train.labelling import ImageLabels, ImageSet, check_meta, image_columns, plan_remaining
 
 LABEL_VERSION = 1
 SHARD_SIZE = 500  # images per shard
@@ -195,12 +195,8 @@ def write_shard(set_dir: Path, index: int, records: list[dict], image_set: Image
         return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, *shape), dtype)
 
     images = dict(
-        rel=np.array([r["rel"] for r in records], dtype=str),
-        width=np.array([r["width"] for r in records], np.int32),
-        height=np.array([r["height"] for r in records], np.int32),
+        **image_columns(records, image_set),
         counts=np.array(counts, np.int32),  # -1: unreadable
-        identity=np.array([(image_set.identities or {}).get(r["rel"], "") for r in records], dtype=str),
-        root=np.array(str(Path(image_set.root).resolve())),
         boxes=cat(boxes, (4,), np.float32),
         landmarks=cat(landmarks, (5, 2), np.float32),
         scores=cat(scores, (), np.float32),
@@ -233,18 +229,6 @@ def _done(set_dir: Path) -> set[str]:
     return done
 
 
-def _check_meta(out_dir: Path, settings: ViewSettings) -> None:
-    meta = out_dir / "meta.json"
-    wanted = asdict(settings)
-    if meta.is_file():
-        found = json.loads(meta.read_text())
-        if found != wanted:
-            raise ValueError(f"{out_dir} holds labels made with {found}, not {wanted}: use another --out or delete it")
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save(meta, lambda f: f.write(json.dumps(wanted, indent=1).encode()))
-
-
 def label_views(sets: list[ImageSet], out_dir: Path, settings: ViewSettings = ViewSettings(), workers: int = 2,
                 limit: int | None = None, shard_size: int = SHARD_SIZE, progress: bool = True) -> ViewSummary:
     """Label every image of `sets` not yet in a complete shard under `out_dir`; resumable.
@@ -254,22 +238,9 @@ def label_views(sets: list[ImageSet], out_dir: Path, settings: ViewSettings = Vi
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    _check_meta(out_dir, settings)
+    check_meta(out_dir, settings)
     summary = ViewSummary(out=str(out_dir))
-    plan: list[tuple[ImageSet, list[str]]] = []
-    budget = limit
-    for s in sets:
-        set_dir = out_dir / s.name
-        set_dir.mkdir(parents=True, exist_ok=True)
-        for stale in set_dir.glob("*.tmp"):
-            stale.unlink()
-        done = _done(set_dir)
-        remaining = [rel for rel in s.files if rel not in done]
-        summary.images_total += len(s.files)
-        summary.already_done += len(s.files) - len(remaining)
-        if budget is not None:
-            remaining, budget = remaining[: max(budget, 0)], budget - len(remaining[: max(budget, 0)])
-        plan.append((s, remaining))
+    plan, summary.images_total, summary.already_done = plan_remaining(sets, out_dir, _done, limit)
     tasks = [(str(s.root / rel), s.name, rel) for s, remaining in plan for rel in remaining]
     owners = [s for s, remaining in plan for _ in remaining]
     bar = tqdm(total=len(tasks), desc="label-views", unit="img", disable=not progress, dynamic_ncols=True)
