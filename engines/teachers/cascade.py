@@ -43,9 +43,7 @@ class CascadeEngine(FaceEngine):
         """
         results = []
         for image in images:
-            faces = self.detector.detect(image, score_threshold)
-            if max_faces is not None:
-                faces = faces[: max(0, int(max_faces))]
+            faces = self.detector.detect(image, score_threshold, max_faces)
             if self.embedder is not None:
                 embeddings, aligned = self.embedder.embed(image, faces.landmarks)
                 faces = faces[aligned]

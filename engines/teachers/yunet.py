@@ -18,7 +18,10 @@ from engines.teachers.locate import YUNET_FILE, opencv_zoo_model
 
 DEFAULT_SCORE_THRESHOLD = 0.7
 NMS_THRESHOLD = 0.3
-TOP_K = 5000
+TOP_K = 5000  # candidates kept before NMS (WIDER crowds need thousands at a low threshold)
+# with a face limit, this many candidates per face kept before NMS (at least MIN_TOP_K): NMS over
+# every anchor at threshold 0 costs as much as the network (1,464 boxes on the bench frame)
+TOP_K_PER_FACE, MIN_TOP_K = 8, 256
 # OpenCV asks for the input size up front; the detector pads it internally to multiples of 32.
 MIN_SIDE = 16
 
@@ -43,9 +46,11 @@ class YuNetDetector:
         self._lock = threading.Lock()
         self._size: tuple[int, int] | None = None
         self._threshold = float(score_threshold)
+        self._top_k = TOP_K
 
-    def detect(self, image: np.ndarray, score_threshold: float | None = None) -> Faces:
-        """Faces in one BGR uint8 image (h, w, 3), sorted by score, highest first."""
+    def detect(self, image: np.ndarray, score_threshold: float | None = None, max_faces: int | None = None) -> Faces:
+        """Faces in one BGR uint8 image (h, w, 3), sorted by score, highest first (at most
+        `max_faces`, when given)."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 image (h, w, 3), got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
@@ -60,9 +65,13 @@ class YuNetDetector:
             if self._threshold != threshold:
                 self._net.setScoreThreshold(threshold)
                 self._threshold = threshold
+            top_k = TOP_K if max_faces is None else min(TOP_K, max(MIN_TOP_K, TOP_K_PER_FACE * int(max_faces)))
+            if self._top_k != top_k:
+                self._net.setTopK(top_k)
+                self._top_k = top_k
             _, rows = self._net.detect(np.ascontiguousarray(image))
         if rows is None or len(rows) == 0:
             return Faces.empty(with_embeddings=False)
-        rows = rows[np.argsort(-rows[:, 14], kind="stable")]
+        rows = rows[np.argsort(-rows[:, 14], kind="stable")][: None if max_faces is None else max(0, int(max_faces))]
         boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
         return Faces(boxes=boxes, scores=np.clip(rows[:, 14], 0, 1), landmarks=rows[:, 4:14].reshape(-1, 5, 2))
