@@ -599,6 +599,7 @@ def _merge_small(faces: Faces, small: np.ndarray, named: Faces) -> Faces:
     sims = np.full(n, np.nan, np.float32)
     names: list[str | None] = [None] * n
     quality = np.zeros(n, np.float32)
+    doubtful = np.zeros(n, bool)
     if named.track_ids is not None:
         track_ids[big] = named.track_ids
     if named.similarities is not None:
@@ -608,6 +609,8 @@ def _merge_small(faces: Faces, small: np.ndarray, named: Faces) -> Faces:
             names[i] = named.names[j]
     if "quality" in named.extra:
         quality[big] = named.extra["quality"]
+    if "doubtful" in named.extra:
+        doubtful[big] = named.extra["doubtful"]
     extra = dict(faces.extra)
-    extra.update(quality=quality, small=small)
+    extra.update(quality=quality, small=small, doubtful=doubtful)
     return replace(faces, track_ids=track_ids, names=names, similarities=sims, extra=extra)
