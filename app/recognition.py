@@ -227,8 +227,10 @@ class Recognizer:
         """Track and name `faces` found in `frame`; returns a copy with `track_ids` (-1 while a
         track is tentative or for an unsure detection that continues no track), `names`
         (None = unknown), `similarities` (to the shown name; for unknown faces the best
-        match's, for detail views only) and `extra["doubtful"]` (named, but the latest frame
-        disagreed) set."""
+        match's, for detail views only), `extra["doubtful"]` (named, but the latest frame
+        disagreed), `extra["agreement"]` (cosine to the track's embedding before this frame,
+        NaN for a track's first frame), `extra["sure"]` (score past the tracker's `high_score`)
+        and `extra["agreement_min"]` set."""
         now = frame_time(frame)
         n = len(faces)
         matches = self._match(faces)
@@ -247,6 +249,7 @@ class Recognizer:
             sims = np.full(n, np.nan, np.float32)
             weights = np.zeros(n, np.float32)
             doubtful = np.zeros(n, bool)
+            agreement = np.full(n, np.nan, np.float32)
             for i, track in enumerate(tracks):
                 quality = assess(frame.image, faces.boxes[i], faces.landmarks[i], float(faces.scores[i]))
                 weights[i] = w = quality.weight
@@ -266,6 +269,7 @@ class Recognizer:
                 shown = state.vote.add(frame_name, frame_sim, w, self.is_confident(frame_sim) and frame_name is not None,
                                        supports)
                 doubtful[i] = state.vote.doubtful
+                agreement[i] = track.agreement if track.last_frame == frame.index else np.nan
                 state.last_time, state.last_frame = now, frame.index
                 state.observations += 1
                 if w > state.best_quality:
@@ -283,7 +287,18 @@ class Recognizer:
         out = replace(faces, track_ids=track_ids, names=names, similarities=sims, extra=dict(faces.extra))
         out.extra["quality"] = weights
         out.extra["doubtful"] = doubtful
+        # enrolment takes crops only where the face is surely a face and surely the track's person
+        out.extra["agreement"] = agreement
+        out.extra["sure"] = np.asarray(faces.scores) >= self.tracker_config.high_score
+        out.extra["agreement_min"] = self.agreement_min()
         return out
+
+    def agreement_min(self) -> float:
+        """The cosine a face must have to its track's embedding to count as the same person
+        for enrolment: the recognition threshold (the gate is looser: it only keeps people apart)."""
+        threshold = self.threshold if self.threshold is not None else (
+            self.gallery.threshold if self.gallery is not None else self.tracker_config.embedding_gate)
+        return float(threshold)
 
     def events(self) -> list[Appearance]:
         """Finished appearances (oldest first) followed by the ongoing ones (`ongoing=True`)."""

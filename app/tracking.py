@@ -44,6 +44,8 @@ class TrackerConfig:
     embedding_momentum: float = 0.8  # track embedding = m * old + (1 - m) * new
     high_score: float = 0.85  # detections at least this sure are matched first and may start tracks
     low_iou_gate: float = 0.3  # an unsure detection continues a track only with this much overlap
+    anchor_frames: int = 5  # a track's anchor (who it is) is its first this many sure embeddings;
+    # unlike the running embedding it cannot drift with the track onto a background
 
     def __post_init__(self) -> None:
         if self.max_age < 0 or self.min_hits < 1:
@@ -63,6 +65,9 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float64))
     embedding: np.ndarray | None = None  # running mean, unit length
     hits: int = 1
+    anchor: np.ndarray | None = None  # sum of the first `anchor_frames` sure embeddings: who the track is
+    anchor_count: int = 0
+    agreement: float = float("nan")  # cosine of the latest detection to the anchor (NaN: none yet)
     misses: int = 0  # consecutive frames unseen
 
     @property
@@ -144,11 +149,12 @@ class Tracker:
                 if not sure[i]:
                     continue
                 track = Track(key=next(self._keys), box=boxes[i].copy(), last_frame=frame,
-                              embedding=None if emb is None else _unit(emb))
+                              embedding=None if emb is None else _unit(emb),
+                              anchor=None if emb is None else _unit(emb), anchor_count=0 if emb is None else 1)
                 self._tracks.append(track)
                 assigned[i] = track
-            else:
-                self._observe(track, boxes[i], emb, frame)
+            else:  # an unsure detection moves the box but does not teach the track its look
+                self._observe(track, boxes[i], emb if sure[i] else None, frame, emb)
             if not track.confirmed and track.hits >= cfg.min_hits:
                 track.id = next(self._ids)
         return assigned
@@ -174,7 +180,8 @@ class Tracker:
         self._tracks = []
         return removed
 
-    def _observe(self, track: Track, box: np.ndarray, emb: np.ndarray | None, frame: int) -> None:
+    def _observe(self, track: Track, box: np.ndarray, emb: np.ndarray | None, frame: int,
+                 seen: np.ndarray | None = None) -> None:
         dt = max(1, frame - track.last_frame)
         step = (box - track.box) / dt
         track.velocity = step if track.hits == 1 else 0.5 * track.velocity + 0.5 * step
@@ -182,6 +189,13 @@ class Tracker:
         track.last_frame = frame
         track.hits += 1
         track.misses = 0
+        track.agreement = float("nan")
+        seen = emb if seen is None else seen
+        if seen is not None and track.anchor is not None:
+            track.agreement = float(_unit(track.anchor) @ _unit(seen))
+        if emb is not None and track.anchor_count < self.config.anchor_frames:
+            track.anchor = _unit(emb) if track.anchor is None else track.anchor + _unit(emb)
+            track.anchor_count += 1
         if emb is not None:
             m = self.config.embedding_momentum
             track.embedding = _unit(emb) if track.embedding is None else _unit(m * track.embedding + (1 - m) * _unit(emb))

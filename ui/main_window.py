@@ -411,11 +411,12 @@ class MainWindow(QMainWindow):
         if not crops:
             self.notify(f"no face collected for track {track_id} yet", "info")
             return None
-        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
-                                caption=f"frame {c.frame_index}\nquality {c.weight:.2f}") for c in crops]
+        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label, reason=c.reason,
+                                caption=_crop_caption(c)) for c in crops]
         suggested = next((c.name for c in crops if c.name), "")
         return self._open_enrol(f"Enrol track #{track_id} of {source_id}", candidates, suggested,
-                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+                                lambda name, payloads, labels, confirm=True:
+                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
 
     def enrol_group(self, group: UnknownGroup) -> EnrolDialog | None:
         """Open the enrolment dialog on the faces of one unknown group."""
@@ -426,7 +427,7 @@ class MainWindow(QMainWindow):
             crops = self.session.track_crops(a.source_id, a.track_id)
             for c in crops[:3]:
                 candidates.append(Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
-                                            caption=f"#{a.track_id} frame {c.frame_index}"))
+                                            reason=c.reason, caption=f"#{a.track_id} frame {c.frame_index}"))
             if not crops and a.best_crop is not None:
                 candidates.append(Candidate(payload=a.best_crop, image=a.best_crop, label=f"{a.source_id} track "
                                             f"{a.track_id}", caption=f"#{a.track_id} best"))
@@ -434,7 +435,8 @@ class MainWindow(QMainWindow):
             self.notify("no face crop was kept for this group", "info")
             return None
         return self._open_enrol("Enrol an unknown person", candidates[:12], "",
-                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+                                lambda name, payloads, labels, confirm=True:
+                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
 
     def ask_enrol_photos(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", "",
@@ -446,7 +448,10 @@ class MainWindow(QMainWindow):
         """Read thumbnails of the photos (worker), then open the enrolment dialog on them."""
         paths = [str(p) for p in paths]
 
+        session = self.session
+
         def thumbs():
+            from app.enrollment import photo_problems
             from app.face_crop import thumbnail
             from app.imageio import load_image
 
@@ -455,16 +460,18 @@ class MainWindow(QMainWindow):
                 try:
                     image = load_image(p)
                     h, w = image.shape[:2]
-                    out.append(thumbnail(image, [0, 0, w, h], size=160, context=1.0))
-                except Exception:  # an unreadable photo is refused, with its reason, when saved
-                    out.append(None)
+                    problems = photo_problems(session.engine, image) if session is not None else None
+                    out.append((thumbnail(image, [0, 0, w, h], size=160, context=1.0), problems))
+                except Exception as exc:  # unreadable: shown refused, with the reason
+                    out.append((None, [str(exc)]))
             return out
 
-        def show(images):
-            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name)
-                          for p, img in zip(paths, images)]
+        def show(checked):
+            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name, problems=problems)
+                          for p, (img, problems) in zip(paths, checked)]
             self._open_enrol(f"Enrol from {len(paths)} photo(s)", candidates, "",
-                             lambda name, payloads, labels: self.session.enrol_images(name, payloads))
+                             lambda name, payloads, labels, confirm=True:
+                             self.session.enrol_images(name, payloads, confirm=confirm))
         self.tasks.submit(thumbs, show, name="photos")
 
     def _open_enrol(self, title, candidates, suggested, enrol) -> EnrolDialog:
@@ -615,3 +622,9 @@ def _prepare(settings: Settings, engine: FaceEngine | None = None):
         if made:
             engine.close()
         raise
+
+
+def _crop_caption(crop) -> str:
+    """Two short lines under a track crop: where it is from and why it passes or fails."""
+    verdict = "✓ face, same person" if crop.usable else "✕ " + crop.problems[0].split(" (")[0]
+    return f"frame {crop.frame_index} · q {crop.weight:.2f}\n{verdict}"
