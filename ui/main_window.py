@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QAction, QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout,
-                             QWidget)
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QLabel, QMainWindow, QSplitter,
+                             QTabWidget, QVBoxLayout, QWidget)
 
 from app.errors import UserError
 from app.live import LiveSession, SessionEvent
@@ -30,6 +31,7 @@ from ui.enrol_dialog import Candidate, EnrolDialog
 from ui.event_log import EventLog
 from ui.frame_bridge import FramePump
 from ui.gallery_panel import GalleryPanel
+from ui.selection import SourceSelection
 from ui.settings_dialog import SettingsDialog
 from ui.source_panel import SourcePanel
 from ui.status_bar import DisplayStats, status_text
@@ -41,6 +43,18 @@ from ui.video_grid import VideoGrid
 log = logging.getLogger("unisight.ui")
 
 SourceSpec = str | tuple[str, bool]  # a spec, or (spec, loop)
+
+# (keys, what they do): the window's shortcuts, also listed by Help -> Shortcuts
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("Space", "play / pause the selected source"),
+    ("Right", "next frame (pauses)"),
+    ("Left", "previous frame (pauses)"),
+    ("Ctrl+O", "open video files"),
+    ("Ctrl+E", "enrol the largest tracked face of the selected source (else: from photos)"),
+    ("Delete", "remove the selected source (Undo in the banner)"),
+    ("F11", "full screen on / off"),
+    ("F1", "this list"),
+)
 
 
 class MainWindow(QMainWindow):
@@ -76,6 +90,7 @@ class MainWindow(QMainWindow):
         self._states: dict[str, SourceState] = {}
 
         self.tasks = TaskRunner(self, on_error=lambda exc: self.notify(str(exc), "error"))
+        self.selection = SourceSelection(self)
         self.banner = Banner(self)
         self.grid = VideoGrid(self)
         self.transport = TransportBar(self)
@@ -123,8 +138,11 @@ class MainWindow(QMainWindow):
         self._house_ticks = 0
 
         self.grid.faceClicked.connect(self.enrol_track)
-        self.grid.selected.connect(self.sources_panel.select)
-        self.sources_panel.selected.connect(self.grid.select)
+        # one selection: the tiles and the list both set it and both follow it
+        self.grid.selected.connect(self.selection.set)
+        self.sources_panel.selected.connect(self.selection.set)
+        self.selection.changed.connect(self.grid.select)
+        self.selection.changed.connect(self.sources_panel.select)
         self.sources_panel.addRequested.connect(self.add_source)
         self.sources_panel.removeRequested.connect(self.remove_source)
         self.sources_panel.refreshCameras.connect(self.find_cameras)
@@ -154,6 +172,63 @@ class MainWindow(QMainWindow):
             action = QAction(text, self)
             action.triggered.connect(slot)
             bar.addAction(action)
+        keys = {
+            "Space": self._play_pause,
+            "Right": lambda: self._on_current(lambda s, sid: s.step(sid)),
+            "Left": lambda: self._on_current(lambda s, sid: s.step_back(sid)),
+            "Ctrl+O": self.sources_panel._open_file,
+            "Ctrl+E": self.enrol_selected,
+            "Delete": self.remove_selected,
+            "F11": self.toggle_full_screen,
+            "F1": self.show_shortcuts,
+        }
+        self.shortcut_actions: dict[str, QAction] = {}
+        for key, slot in keys.items():
+            action = QAction(key, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            self.shortcut_actions[key] = action
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = help_menu.addAction("Shortcuts…")
+        shortcuts.triggered.connect(self.show_shortcuts)
+
+    def show_shortcuts(self) -> QDialog:
+        """Help -> Shortcuts: the keys and what they do (non-modal)."""
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Shortcuts")
+        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for k, what in SHORTCUTS)
+        label = QLabel(f"<table>{rows}</table>", dialog)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, dialog)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(label)
+        layout.addWidget(buttons)
+        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        self._dialogs.append(dialog)
+        dialog.show()
+        return dialog
+
+    def toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def enrol_selected(self) -> None:
+        """Ctrl+E: the largest tracked face of the selected source, else enrol from photos."""
+        view = self.grid.views.get(self.selection.current or "")
+        faces = view.result.faces if view is not None and view.result is not None else None
+        if faces is not None and faces.track_ids is not None and len(faces):
+            tracked = [i for i in range(len(faces)) if faces.track_ids[i] >= 0]
+            if tracked:
+                i = max(tracked, key=lambda k: float(faces.widths[k] * faces.heights[k]))
+                self.enrol_track(view.source_id, int(faces.track_ids[i]))
+                return
+        self.ask_enrol_photos()
+
+    def remove_selected(self) -> None:
+        """Delete: remove the selected source (the banner offers Undo)."""
+        if self.selection.current is not None:
+            self.remove_source(self.selection.current)
 
     # -- start and stop --------------------------------------------------------------------
     def start(self) -> None:
@@ -245,24 +320,35 @@ class MainWindow(QMainWindow):
             return None
         self.grid.add_view(sid).show_landmarks = self.settings.show_landmarks
         self._display_meters[sid] = RateMeter(window=3.0)
-        self.grid.select(sid)
+        self.selection.set(sid)
         self._refresh_sources()
         return sid
 
-    def remove_source(self, source_id: str) -> None:
+    def remove_source(self, source_id: str, undo: bool = True) -> None:
+        """Close one source; the banner names it and offers Undo (reopen it where it was)."""
+        entry = self.session.entry(source_id) if self.session is not None else None
         if self.session is not None:
             self.session.remove_source(source_id)
         self.grid.remove_view(source_id)
         self._display_meters.pop(source_id, None)
         self._refresh_sources()
+        if entry is not None and undo:
+            spec, loop = entry.spec, entry.loop
+            position = entry.current_position if entry.seekable else None
+
+            def reopen():
+                sid = self.add_source(spec, loop)
+                if sid is not None and position:
+                    self.session.seek(sid, position)
+            self.notify(f"removed {source_id}", "info", action=("Undo", reopen), timeout_ms=10000)
 
     def _on_current(self, fn) -> None:
-        sid = self.grid.current
+        sid = self.selection.current
         if self.session is not None and sid is not None:
             fn(self.session, sid)
 
     def _play_pause(self) -> None:
-        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
         if entry is None:
             return
         if entry.is_paused:
@@ -287,7 +373,7 @@ class MainWindow(QMainWindow):
         if not entry.seekable:
             self.notify(f"{source_id} is live: it cannot go back to {seconds:.1f} s", "info")
             return
-        self.grid.select(source_id)
+        self.selection.set(source_id)
         self.session.seek(source_id, seconds)
 
     # -- frames ----------------------------------------------------------------------------
@@ -350,7 +436,7 @@ class MainWindow(QMainWindow):
                 view.set_flags(paused=e.is_paused, recording=self.session.recording(e.source_id))
 
     def _update_transport(self) -> None:
-        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
         self.transport.update_state(
             playing=self.session.playing if self.session else False,
             paused=entry.is_paused if entry else False,
@@ -509,7 +595,7 @@ class MainWindow(QMainWindow):
 
     # -- recording -------------------------------------------------------------------------
     def toggle_recording(self) -> None:
-        sid = self.grid.current
+        sid = self.selection.current
         if self.session is None or sid is None:
             return
         if self.session.recording(sid):

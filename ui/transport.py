@@ -3,7 +3,7 @@ and start everything, record the annotated view."""
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt, pyqtSignal
-from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QStyle, QStyleOptionSlider, QWidget
 
 SLIDER_STEPS = 1000
 
@@ -13,6 +13,27 @@ def clock(seconds: float | None) -> str:
         return "--:--"
     minutes, sec = divmod(max(0.0, seconds), 60)
     return f"{int(minutes):02d}:{sec:04.1f}"
+
+
+class SeekSlider(QSlider):
+    """A slider whose groove jumps where it is clicked (QSlider's own click moves one page),
+    then drags from there; `clickedTo(value)` says where it jumped."""
+
+    clickedTo = pyqtSignal(int)
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.LeftButton and self.isEnabled():
+            opt = QStyleOptionSlider()
+            self.initStyleOption(opt)
+            handle = self.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, self)
+            if not handle.contains(event.pos()):
+                groove = self.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderGroove, self)
+                span = max(1, groove.width() - handle.width())
+                x = event.pos().x() - groove.x() - handle.width() // 2
+                value = QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), x, span, opt.upsideDown)
+                self.setSliderPosition(value)  # the handle is under the cursor now: a press on it drags
+                self.clickedTo.emit(value)
+        super().mousePressEvent(event)
 
 
 class TransportBar(QWidget):
@@ -35,7 +56,7 @@ class TransportBar(QWidget):
         self.play.setToolTip("pause / play")
         self.forward = QPushButton("❚▶", self)
         self.forward.setToolTip("next frame")
-        self.slider = QSlider(Qt.Horizontal, self)
+        self.slider = SeekSlider(Qt.Horizontal, self)
         self.slider.setRange(0, SLIDER_STEPS)
         self.time = QLabel("--:-- / --:--", self)
         self.time.setMinimumWidth(110)
@@ -47,6 +68,8 @@ class TransportBar(QWidget):
         for w in (self.start_stop, self.back, self.play, self.forward):
             w.setMinimumWidth(44)
             layout.addWidget(w)
+        for w in (self.start_stop, self.back, self.play, self.forward, self.rec, self.loop, self.slider):
+            w.setFocusPolicy(Qt.NoFocus)  # Space and the arrows are the window's shortcuts, never a button's
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.time)
         layout.addWidget(self.loop)
@@ -62,13 +85,21 @@ class TransportBar(QWidget):
         self.slider.sliderPressed.connect(self._pressed)
         self.slider.sliderReleased.connect(self._released)
         self.slider.actionTriggered.connect(self._action)
+        self.slider.clickedTo.connect(self._clicked_to)
+        self._jumped_to: int | None = None
 
     def _pressed(self) -> None:
         self._dragging = True
 
+    def _clicked_to(self, value: int) -> None:
+        if self._duration:
+            self._jumped_to = value
+            self.seek.emit(value / SLIDER_STEPS * self._duration)
+
     def _released(self) -> None:
         self._dragging = False
-        if self._duration:
+        jumped, self._jumped_to = self._jumped_to, None
+        if self._duration and self.slider.value() != jumped:  # a click alone has sought already
             self.seek.emit(self.slider.value() / SLIDER_STEPS * self._duration)
 
     def _action(self, action: int) -> None:
