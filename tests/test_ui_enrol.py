@@ -156,3 +156,8 @@ def test_unknown_people_are_grouped_and_one_click_from_enrolment(qtbot, tmp_path
     qtbot.waitUntil(lambda: len(window._dialogs) == 1, timeout=3000)
     dialog = window._dialogs[0]
     assert dialog.candidates and all(c.image is not None for c in dialog.candidates)
+    # enrolled from the group: the Unknowns list lets the person go
+    dialog.name.setEditText("Dana")
+    with qtbot.waitSignal(dialog.enrolled, timeout=10000):
+        dialog.save()
+    qtbot.waitUntil(lambda: panel.groups == [], timeout=5000)

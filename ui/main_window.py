@@ -7,6 +7,7 @@ the session's latest-frame slot); engines, enrolment, gallery and file work run 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -21,11 +22,12 @@ from app.errors import UserError
 from app.live import LiveSession, SessionEvent
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings
-from app.sources import SourceState
+from app.sources import FILE_SUFFIXES, SourceState
 from app.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
 from app.unknowns import UnknownGroup
 from engines.backends.base import FaceEngine
+from ui import folders
 from ui.banner import Banner
 from ui.enrol_dialog import Candidate, EnrolDialog
 from ui.event_log import EventLog
@@ -88,10 +90,10 @@ class MainWindow(QMainWindow):
         self._display_rate = RateMeter(window=3.0)  # frames painted, all sources
         self._latency = LatencyWindow(120)
         self._states: dict[str, SourceState] = {}
+        self._settings_before: Settings | None = None  # what to go back to if a new engine fails
 
         self.tasks = TaskRunner(self, on_error=lambda exc: self.notify(str(exc), "error"))
         self.selection = SourceSelection(self)
-        self.banner = Banner(self)
         self.grid = VideoGrid(self)
         self.transport = TransportBar(self)
         self.sources_panel = SourcePanel(self)
@@ -118,15 +120,15 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
-        self.tabs.setMinimumWidth(300)
+        self.tabs.setMinimumWidth(250)  # the video and the player keep their room at 1024 x 600
         self.splitter = splitter
         self._sized = False
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
+        self.banner = Banner(central)  # floats over the top: never pushes the layout down
         self._build_toolbar()
         self.resize(1280, 760)
 
@@ -172,6 +174,8 @@ class MainWindow(QMainWindow):
             action = QAction(text, self)
             action.triggered.connect(slot)
             bar.addAction(action)
+            if text == "Open video…":
+                self.open_action = action
         keys = {
             "Space": self._play_pause,
             "Right": lambda: self._on_current(lambda s, sid: s.step(sid)),
@@ -255,7 +259,8 @@ class MainWindow(QMainWindow):
                                        min_face=self.settings.min_face)
             for spec, loop in self._initial_sources:
                 self.add_source(spec, loop)
-            self.banner.hide()
+            if self.banner.level == "info":  # the "loading" note goes; an error about a source stays
+                self.banner.hide()
             if engine.info.random_weights:
                 self.notify(f"{engine.info.model_id}: RANDOM WEIGHTS (no trained model yet): boxes and names are "
                             "meaningless; choose the cascade engine in Settings", "warning", timeout_ms=15000)
@@ -268,6 +273,14 @@ class MainWindow(QMainWindow):
             self.reconfigured.emit()
 
     def _prepare_failed(self, exc: BaseException) -> None:
+        previous, self._settings_before = self._settings_before, None
+        if previous is not None and self.session is not None:  # the old engine runs on: show its settings
+            self.settings = previous
+            if self.persist:
+                self.tasks.submit(lambda: save_settings(previous, self.settings_file), name="save-settings")
+            info = self.session.engine.info
+            self.notify(f"engine not started: {exc}; still running {info.engine}/{info.backend}", "error")
+            return
         self.notify(f"engine not started: {exc} (choose another engine or backend in Settings)", "error")
 
     def find_cameras(self) -> None:
@@ -430,6 +443,7 @@ class MainWindow(QMainWindow):
             return
         entries = self.session.entries
         self.sources_panel.set_sources([(e.source_id, e.kind, e.state, e.message) for e in entries])
+        self.open_action.setEnabled(self.sources_panel.open_file.isEnabled())  # greyed at 4 of 4
         for e in entries:
             view = self.grid.views.get(e.source_id)
             if view is not None:
@@ -470,11 +484,12 @@ class MainWindow(QMainWindow):
         self._appearance_count = key
         self._clustering = True
         current = [a for a in appearances if a.model_id in (None, model)]
+        gallery = self.session.gallery
 
         def cluster():
             from app.unknowns import cluster_unknowns
 
-            return cluster_unknowns(current, min_observations=3)
+            return cluster_unknowns(_still_unknown(current, gallery, model), min_observations=3)
 
         def done(groups):
             self._clustering = False
@@ -525,9 +540,10 @@ class MainWindow(QMainWindow):
                                 self.session.enrol_crops(name, payloads, labels, confirm=confirm))
 
     def ask_enrol_photos(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", "",
+        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", folders.start_in(),
                                                 "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)")
         if paths:
+            folders.remember(paths[0])
             self.enrol_photos(paths)
 
     def enrol_photos(self, paths: Sequence[str | Path]) -> None:
@@ -571,6 +587,8 @@ class MainWindow(QMainWindow):
 
     def _enrolled(self, name: str) -> None:
         self.notify(f"enrolled {name}", "info")
+        self._appearance_count = -1  # group the unknowns again: the person just enrolled leaves the list
+        self.refresh_events()
         self.gallery_panel.refresh()
 
     def _gallery_changed(self) -> None:
@@ -579,8 +597,9 @@ class MainWindow(QMainWindow):
 
     # -- events export ---------------------------------------------------------------------
     def ask_export_events(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", "events.csv",
+        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", folders.start_in("events.csv"),
                                               "CSV (*.csv);;JSON lines (*.jsonl)")
+        folders.remember(path)
         if path:
             self.export_events(path)
 
@@ -603,9 +622,8 @@ class MainWindow(QMainWindow):
             self.tasks.submit(recorder.stop, lambda p: self.notify(f"recording saved: {p}", "info"),
                               name="record-stop")
             return
-        folder = user_data_dir() / "recordings"
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in sid)[-40:]
-        path = folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        path = recording_path(sid)
+        folder = path.parent
 
         def start():
             folder.mkdir(parents=True, exist_ok=True)
@@ -634,7 +652,11 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: Settings) -> None:
         """Use `new` (threshold and sizes at once; a new engine or gallery loads in the
         background) and save it."""
-        old, self.settings = self.settings, new
+        old = self.settings
+        if new.engine != old.engine and new.threshold == old.threshold:
+            # a threshold is a cosine of one engine's embeddings: another engine starts at its own
+            new = dataclasses.replace(new, threshold=None)
+        self.settings = new
         self.set_threshold(new.threshold)
         self.set_min_face(new.min_face)
         for view in self.grid.views.values():
@@ -642,6 +664,7 @@ class MainWindow(QMainWindow):
             view.update()
         if self.session is not None and (new.engine_changed(old) or new.gallery_dir != old.gallery_dir):
             engine = None if new.engine_changed(old) else self.session.engine
+            self._settings_before = old
             self.notify("loading the new engine / gallery…", "info")
             self.tasks.submit(lambda: _prepare(new, engine), self._prepared,
                               self._prepare_failed, name="engine")
@@ -714,3 +737,26 @@ def _crop_caption(crop) -> str:
     """Two short lines under a track crop: where it is from and why it passes or fails."""
     verdict = "✓ face, same person" if crop.usable else "✕ " + crop.problems[0].split(" (")[0]
     return f"frame {crop.frame_index} · q {crop.weight:.2f}\n{verdict}"
+
+
+def _still_unknown(appearances, gallery, model_id):
+    """The unknown appearances that the gallery does not name now (someone enrolled since)."""
+    unknown = [a for a in appearances if a.name is None]
+    if gallery is None or not model_id:
+        return unknown
+    with_embedding = [a for a in unknown if a.embedding is not None]
+    if not with_embedding:
+        return unknown
+    import numpy as np
+
+    names = gallery.match(np.stack([a.embedding for a in with_embedding]), model_id, allow_missing=True).names
+    named = {id(a) for a, n in zip(with_embedding, names) if n is not None}
+    return [a for a in unknown if id(a) not in named]
+
+
+def recording_path(source_id: str, when: float | None = None) -> Path:
+    """`<data>/recordings/clip-20261206-193000.mp4` for source `clip.mp4` (no `.mp4-` inside)."""
+    stem = Path(source_id).stem if Path(source_id).suffix.lower() in FILE_SUFFIXES else source_id
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[-40:]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return user_data_dir() / "recordings" / f"{safe}-{stamp}.mp4"

@@ -9,6 +9,7 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
 from app.cameras import CameraInfo
 from app.live import MAX_SOURCES
 from app.sources import FILE_SUFFIXES, SourceState
+from ui import folders
 
 STATE_MARK = {
     SourceState.IDLE: "○", SourceState.CONNECTING: "…", SourceState.LIVE: "●",
@@ -30,7 +31,6 @@ class SourcePanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.selected_id: str | None = None
-        self.last_folder = ""  # the folder of the last file opened (the file dialog starts there)
         self.cameras = QComboBox(self)
         self.cameras.addItem("looking for cameras…")
         self.cameras.setEnabled(False)
@@ -100,12 +100,10 @@ class SourcePanel(QWidget):
         pattern = " ".join(f"*{s}" for s in FILE_SUFFIXES)
         if not self.open_file.isEnabled():
             return  # the window is full (Ctrl+O does nothing then either)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open video files", self.last_folder,
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open video files", folders.start_in(),
                                                 f"Videos ({pattern});;All files (*)")
         if paths:
-            from pathlib import Path
-
-            self.last_folder = str(Path(paths[0]).parent)
+            folders.remember(paths[0])
         for path in paths:
             self.addRequested.emit(path, self.loop.isChecked())
 

@@ -49,7 +49,8 @@ class TransportBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.start_stop = QPushButton("■ Stop all", self)
+        self.start_stop = QPushButton("■ Stop", self)
+        self.start_stop.setToolTip("stop / start every source")
         self.back = QPushButton("◀❚", self)
         self.back.setToolTip("previous frame")
         self.play = QPushButton("❚❚", self)
@@ -58,16 +59,20 @@ class TransportBar(QWidget):
         self.forward.setToolTip("next frame")
         self.slider = SeekSlider(Qt.Horizontal, self)
         self.slider.setRange(0, SLIDER_STEPS)
+        self.slider.setMinimumWidth(120)  # a narrow window squeezes the labels, never the slider away
         self.time = QLabel("--:-- / --:--", self)
-        self.time.setMinimumWidth(110)
+        self.time.setMinimumWidth(self.time.fontMetrics().horizontalAdvance("00:00.0 / 00:00.0") + 6)
         self.loop = QCheckBox("loop", self)
-        self.rec = QPushButton("● Record", self)
+        self.rec = QPushButton("● Rec", self)
+        self.rec.setToolTip("record the annotated view")
         self.rec.setCheckable(True)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for w in (self.start_stop, self.back, self.play, self.forward):
             w.setMinimumWidth(44)
             layout.addWidget(w)
+        for w, longest in ((self.start_stop, "▶ Start"), (self.rec, "■ Rec")):  # never cut ("Stop a…")
+            w.setMinimumWidth(w.fontMetrics().horizontalAdvance(longest) + 20)
         for w in (self.start_stop, self.back, self.play, self.forward, self.rec, self.loop, self.slider):
             w.setFocusPolicy(Qt.NoFocus)  # Space and the arrows are the window's shortcuts, never a button's
         layout.addWidget(self.slider, 1)
@@ -110,14 +115,15 @@ class TransportBar(QWidget):
     def update_state(self, *, playing: bool, paused: bool, seekable: bool, position: float | None,
                      duration: float | None, loop: bool, recording: bool, has_source: bool) -> None:
         """Show the selected source's state (called a few times a second)."""
-        self.start_stop.setText("■ Stop all" if playing else "▶ Start all")
+        self.start_stop.setText("■ Stop" if playing else "▶ Start")
         self.play.setText("▶" if paused else "❚❚")
         for w in (self.back, self.forward, self.slider, self.loop):
             w.setEnabled(seekable and playing)
         self.play.setEnabled(has_source and playing)
         self.rec.setEnabled(has_source and playing)
         self.rec.setChecked(recording)
-        self.rec.setText("■ Stop recording" if recording else "● Record")
+        self.rec.setText("■ Rec" if recording else "● Rec")
+        self.rec.setToolTip("stop recording" if recording else "record the annotated view")
         self._duration = duration if seekable else None
         if self.loop.isChecked() != loop:
             self.loop.blockSignals(True)
