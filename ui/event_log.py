@@ -11,7 +11,7 @@ from PyQt5.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QTabl
 from app.recognition import Appearance
 from ui.transport import clock
 
-COLUMNS = ("time", "source", "name", "similarity", "track", "frames")
+COLUMNS = ("time", "name", "similarity", "source", "track", "frames")  # what matters first: the side panel is narrow
 
 
 class AppearanceModel(QAbstractTableModel):
@@ -90,7 +90,7 @@ class EventLog(QWidget):
         header.setSectionResizeMode(QHeaderView.Interactive)  # sizing to contents re-measures every row each update
         metrics = self.table.fontMetrics()
         # wide enough for the longest text each column shows (measured once, in this font)
-        for col, sample in enumerate(("00:00.0–00:00.0 …", "camera 0 (2)", "unknown name", "similarity", "track")):
+        for col, sample in enumerate(("00:00.0–00:00.0 …", "Lin-Manuel Miranda", "similarity", "camera 0 (2)", "track")):
             header.resizeSection(col, metrics.horizontalAdvance(sample) + 18)
         header.setStretchLastSection(True)
         self.table.verticalHeader().setDefaultSectionSize(22)
