@@ -77,6 +77,7 @@ def test_threshold_belongs_to_its_engine_and_a_failed_switch_shows_what_runs(qtb
     with qtbot.waitSignal(window.reconfigured, timeout=10000):
         window.apply_settings(dataclasses.replace(window.settings, engine="cascade", backend="auto"))
     assert window.settings.engine == "cascade" and window.settings.threshold is None  # cascade's own
+    qtbot.waitUntil(lambda: window.session.engine.info.engine == "cascade", timeout=10000)  # swapped in
     before = window.settings
     window.apply_settings(dataclasses.replace(before, engine="uniface", backend="torch"))
     qtbot.waitUntil(lambda: "engine not started" in window.banner.text(), timeout=10000)
