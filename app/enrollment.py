@@ -1,5 +1,11 @@
 """Enrol people: find the face in each photo (or crop), check it is usable, warn about
-look-alikes, store what passed in one transaction, and report every decision."""
+look-alikes, store what passed in one transaction, and report every decision.
+
+The look-alike check runs before anything is written: with `confirm=False` a request whose
+faces look like someone else already enrolled writes nothing and comes back with
+`needs_confirmation` set (the window shows the warning and asks again). A face whose stored
+crop would be byte-identical to one of the person's samples (the same crop or photo saved
+twice) is refused, so pressing Save twice never stores a duplicate."""
 from __future__ import annotations
 
 import os
@@ -44,6 +50,7 @@ class EnrolmentResult:
     warnings: list[str] = field(default_factory=list)
     unsaved: list[str] = field(default_factory=list)  # sources that passed but could not be stored
     error: str | None = None  # why they could not (a full disk, ...)
+    needs_confirmation: bool = False  # look-alikes found and confirm=False: nothing was written
 
     @property
     def ok(self) -> bool:
@@ -58,6 +65,7 @@ class EnrolmentResult:
             "warnings": list(self.warnings),
             "unsaved": list(self.unsaved),
             "error": self.error,
+            "needs_confirmation": self.needs_confirmation,
         }
 
     def summary_lines(self) -> list[str]:
@@ -85,9 +93,11 @@ class _Candidate:
 
 
 def enrol_images(gallery: Gallery, engine, name: str, paths: Sequence[str | os.PathLike], *,
-                 face: FaceChoice = "only", limits: QualityThresholds | None = None) -> EnrolmentResult:
+                 face: FaceChoice = "only", limits: QualityThresholds | None = None,
+                 confirm: bool = True) -> EnrolmentResult:
     """Enrol `name` from photo files (several at once): one usable face per photo, chosen by
-    `face` when a photo holds several ("largest", or an index counted from the left)."""
+    `face` when a photo holds several ("largest", or an index counted from the left).
+    confirm=False: write nothing when a face looks like another enrolled person (see module)."""
     _check_choice(face)
     items = []
     refused = []
@@ -101,21 +111,22 @@ def enrol_images(gallery: Gallery, engine, name: str, paths: Sequence[str | os.P
             refused.append(Refusal(str(p), str(exc)))
             continue
         items.append((str(p), image))
-    return _enrol(gallery, engine, name, items, face, limits, refused)
+    return _enrol(gallery, engine, name, items, face, limits, refused, confirm)
 
 
 def enrol_crops(gallery: Gallery, engine, name: str, crops: Sequence[np.ndarray],
-                sources: Sequence[str] | None = None, *, limits: QualityThresholds | None = None) -> EnrolmentResult:
+                sources: Sequence[str] | None = None, *, limits: QualityThresholds | None = None,
+                confirm: bool = True) -> EnrolmentResult:
     """Enrol `name` from face crops (e.g. `Appearance.best_crop` of a track, chosen in the GUI);
     the engine re-detects the face, taking the one nearest the crop centre."""
     sources = list(sources) if sources is not None else [f"crop {i + 1}" for i in range(len(crops))]
     if len(sources) != len(crops):
         raise ValueError("one source description per crop")
-    return _enrol(gallery, engine, name, list(zip(sources, crops)), "centre", limits, [])
+    return _enrol(gallery, engine, name, list(zip(sources, crops)), "centre", limits, [], confirm)
 
 
 def _enrol(gallery: Gallery, engine, name: str, items: list[tuple[str, np.ndarray]], face: FaceChoice,
-           limits: QualityThresholds | None, refused: list[Refusal]) -> EnrolmentResult:
+           limits: QualityThresholds | None, refused: list[Refusal], confirm: bool = True) -> EnrolmentResult:
     model_id = engine.info.model_id
     gallery.check_writable(f"enrolling {name}")  # before any inference: a read-only or full gallery fails now
     result = EnrolmentResult(name=name, refused=refused)
@@ -135,11 +146,17 @@ def _enrol(gallery: Gallery, engine, name: str, items: list[tuple[str, np.ndarra
             result.refused.append(Refusal(source, "; ".join(problems)))
             continue
         candidates.append(_Candidate(source, image, faces, index, quality))
+    candidates = _drop_duplicates(gallery, name, candidates, result)
     if not candidates:
         return result
 
     embeddings = np.stack([c.faces.embeddings[c.index] for c in candidates])
-    result.warnings += _look_alike_warnings(gallery, name, model_id, embeddings, [c.source for c in candidates])
+    warnings, look_alike = _look_alike_warnings(gallery, name, model_id, embeddings, [c.source for c in candidates])
+    if look_alike and not confirm:
+        result.warnings += [w.replace(f": enrolled as {name!r} anyway;", ":") for w in warnings]
+        result.needs_confirmation = True
+        return result
+    result.warnings += warnings
     samples = []
     for c in candidates:
         crop = storage_crop(c.image, c.faces.boxes[c.index], c.faces.landmarks[c.index])
@@ -155,6 +172,17 @@ def _enrol(gallery: Gallery, engine, name: str, items: list[tuple[str, np.ndarra
         return result
     result.added = [Added(sid, c.source, c.quality) for sid, c in zip(ids, candidates)]
     return result
+
+
+def photo_problems(engine, image: np.ndarray, limits: QualityThresholds | None = None) -> list[str]:
+    """Why the largest face of a photo would be refused (empty: it would be enrolled), as
+    `enrol_images(face="largest")` decides, without writing anything."""
+    faces = engine.infer([image])[0]
+    index, why = _choose_face(faces, "largest", image.shape)
+    if index is None:
+        return [why]
+    return enrolment_problems(assess(image, faces.boxes[index], faces.landmarks[index], float(faces.scores[index])),
+                              limits)
 
 
 def _check_choice(face: FaceChoice) -> None:
@@ -186,11 +214,28 @@ def _choose_face(faces: Faces, face: FaceChoice, image_shape: tuple[int, ...]) -
     return int(order[face]), ""
 
 
+def _drop_duplicates(gallery: Gallery, name: str, candidates: list[_Candidate],
+                     result: EnrolmentResult) -> list[_Candidate]:
+    """The candidates that are not already one of the person's stored samples (the same crop:
+    Save pressed twice); the others are refused with the reason."""
+    if name not in gallery:
+        return candidates
+    kept = []
+    for c in candidates:
+        if gallery.has_crop(name, storage_crop(c.image, c.faces.boxes[c.index], c.faces.landmarks[c.index])):
+            result.refused.append(Refusal(c.source, f"already enrolled: this face is one of {name!r}'s samples"))
+        else:
+            kept.append(c)
+    return kept
+
+
 def _look_alike_warnings(gallery: Gallery, name: str, model_id: str, embeddings: np.ndarray,
-                         sources: list[str]) -> list[str]:
+                         sources: list[str]) -> tuple[list[str], bool]:
     """Warnings: a new face that matches another identity, one that does not match the
-    person's existing samples, one that does not match the other new photos."""
+    person's existing samples, one that does not match the other new photos; and whether
+    any face looks like another identity."""
     warnings = []
+    look_alike = False
     threshold = gallery.threshold
     matches = gallery.match(embeddings, model_id)
     own = next((n for n in matches.identity_names if n.casefold() == name.strip().casefold()), None)
@@ -198,6 +243,7 @@ def _look_alike_warnings(gallery: Gallery, name: str, model_id: str, embeddings:
         for j, other in enumerate(matches.identity_names):
             sim = float(matches.identity_similarities[i, j])
             if other != own and sim >= threshold:
+                look_alike = True
                 warnings.append(f"{source} looks like {other!r} already in the gallery (similarity {sim:.2f}): "
                                 f"enrolled as {name!r} anyway; check it is the right person")
         if own is not None:
@@ -213,4 +259,4 @@ def _look_alike_warnings(gallery: Gallery, name: str, model_id: str, embeddings:
             if sims[i].max() < threshold:
                 warnings.append(f"{source} matches none of the other new photos (best similarity {sims[i].max():.2f}): "
                                 "is it the same person?")
-    return warnings
+    return warnings, look_alike

@@ -341,6 +341,14 @@ class Gallery:
             for r in rows
         ]
 
+    def has_crop(self, name: str, crop: FaceCrop) -> bool:
+        """Whether `name` already has a sample with exactly this crop (the same face saved twice)."""
+        ident = self._identity_id(name)
+        if ident is None:
+            return False
+        data = encode_jpeg(crop.image)
+        return bool(self._query("SELECT 1 FROM samples WHERE identity_id=? AND crop_jpeg=? LIMIT 1", (ident, data)))
+
     def sample_crop(self, sample_id: int) -> FaceCrop | None:
         """The stored crop of a sample with its face box (landmarks unknown: NaN), or None."""
         rows = self._query("SELECT crop_jpeg, face_x1, face_y1, face_x2, face_y2 FROM samples WHERE id=?",

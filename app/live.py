@@ -332,20 +332,22 @@ class LiveSession:
         return self.crops.crops(source_id, track_id)
 
     # -- enrolment (call from a worker thread: the engine runs) -------------------------------
-    def enrol_crops(self, name: str, crops: Sequence[np.ndarray], sources: Sequence[str] | None = None):
+    def enrol_crops(self, name: str, crops: Sequence[np.ndarray], sources: Sequence[str] | None = None,
+                    confirm: bool = True):
         """Enrol `name` from face crops (`app.enrollment.enrol_crops`); names update at once."""
         from app.enrollment import enrol_crops
 
-        result = enrol_crops(self._require_gallery(), self.engine, name, list(crops), sources)
+        result = enrol_crops(self._require_gallery(), self.engine, name, list(crops), sources, confirm=confirm)
         if result.ok:
             self.refresh_names()
         return result
 
-    def enrol_images(self, name: str, paths: Sequence[str | Path]):
+    def enrol_images(self, name: str, paths: Sequence[str | Path], confirm: bool = True):
         """Enrol `name` from photo files, the largest face of each (`app.enrollment.enrol_images`)."""
         from app.enrollment import enrol_images
 
-        result = enrol_images(self._require_gallery(), self.engine, name, list(paths), face="largest")
+        result = enrol_images(self._require_gallery(), self.engine, name, list(paths), face="largest",
+                              confirm=confirm)
         if result.ok:
             self.refresh_names()
         return result
@@ -599,6 +601,7 @@ def _merge_small(faces: Faces, small: np.ndarray, named: Faces) -> Faces:
     sims = np.full(n, np.nan, np.float32)
     names: list[str | None] = [None] * n
     quality = np.zeros(n, np.float32)
+    doubtful = np.zeros(n, bool)
     if named.track_ids is not None:
         track_ids[big] = named.track_ids
     if named.similarities is not None:
@@ -608,6 +611,14 @@ def _merge_small(faces: Faces, small: np.ndarray, named: Faces) -> Faces:
             names[i] = named.names[j]
     if "quality" in named.extra:
         quality[big] = named.extra["quality"]
+    if "doubtful" in named.extra:
+        doubtful[big] = named.extra["doubtful"]
     extra = dict(faces.extra)
-    extra.update(quality=quality, small=small)
+    extra.update(quality=quality, small=small, doubtful=doubtful)
+    if "agreement" in named.extra:  # small faces are never offered for enrolment
+        agreement = np.full(n, np.nan, np.float32)
+        agreement[big] = named.extra["agreement"]
+        sure = np.zeros(n, bool)
+        sure[big] = named.extra["sure"]
+        extra.update(agreement=agreement, sure=sure, agreement_min=named.extra["agreement_min"])
     return replace(faces, track_ids=track_ids, names=names, similarities=sims, extra=extra)

@@ -1,7 +1,9 @@
 """A video file the operator steers like a player: pause, step, seek, loop, hold at the end.
 
 `PlayableFile` is a `FileSource` played at its own speed (realtime). Its media time is the
-position in the file (loops start again at 0), so an event's time is where to seek to see it.
+position in the file, 0 at the first frame (the stream's start time, 0.85 s in the sample
+clip, is taken off; loops start again at 0), so an event's time is where to seek to see it
+and the clock never reads past the duration.
 At the end of a file that does not loop it holds the last frame (state `ended`) instead of
 ending the capture thread, so a seek or "play" starts it again.
 
@@ -85,8 +87,8 @@ class PlayableFile(FileSource):
         """Go to `seconds` into the file; a paused file shows the frame there."""
         duration = self.info.duration
         t = max(0.0, float(seconds))
-        if duration:
-            t = min(t, max(0.0, duration - 1e-3))
+        if duration:  # the last frame starts one frame before the end: a seek past it shows it
+            t = min(t, max(0.0, duration - 1.0 / (self.info.fps or 30.0)))
         with self._ctl:
             self._seek_to = t
             if self._paused:
@@ -99,6 +101,11 @@ class PlayableFile(FileSource):
             self._ctl.notify_all()
 
     # -- the capture thread --------------------------------------------------------------
+    def _frame(self, image, media_time: float | None) -> Frame:
+        if media_time is not None:
+            media_time = max(0.0, media_time - self._first_time_of_pass())
+        return super()._frame(image, media_time)
+
     def read(self) -> Frame | None:
         while not self._interrupted.is_set():
             with self._ctl:

@@ -2,8 +2,11 @@
 
 Every annotator's `annotate(image, faces)` draws **in place** on a BGR uint8 image and
 returns that same array; the module-level `annotate()` copies first unless told otherwise.
-Colours say what the face is: known (named), unknown (recognition ran, no match) or
-low quality (small or doubtful face that was not named: a match was unlikely anyway).
+Colours say what the face is: known (named), doubtful (named, but the latest frame
+disagreed: the name is held in question), unknown (recognition ran, no match) or low quality
+(small or unsure face that was not named: a match was unlikely anyway). Only a known face
+shows a similarity: an unknown face's best similarity ("unknown 0.91") reads like a
+confident match, so it is left to detail views.
 OpenCV's fonts are ASCII only: names are transliterated ("José" -> "Jose").
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ from engines.faces import Faces
 
 Color = tuple[int, int, int]  # BGR
 
-KNOWN, UNKNOWN, LOW_QUALITY = "known", "unknown", "low_quality"
+KNOWN, DOUBTFUL, UNKNOWN, LOW_QUALITY = "known", "doubtful", "unknown", "low_quality"
 
 
 @dataclass(slots=True)
@@ -27,18 +30,20 @@ class Palette:
     """Colours by face category, and what counts as low quality."""
 
     known: Color = (80, 200, 60)  # green
+    doubtful: Color = (0, 165, 255)  # amber
     unknown: Color = (40, 60, 230)  # red
     low_quality: Color = (160, 160, 160)  # grey
     min_score: float = 0.6  # below this detection score an unnamed face is low quality
     min_size: float = 24.0  # ... and below this box side in pixels
 
     def categories(self, faces: Faces) -> list[str]:
-        """KNOWN, UNKNOWN or LOW_QUALITY for each face."""
+        """KNOWN, DOUBTFUL, UNKNOWN or LOW_QUALITY for each face."""
         sides = np.minimum(faces.widths, faces.heights)
+        doubtful = faces.extra.get("doubtful")
         out = []
         for i in range(len(faces)):
             if faces.names is not None and faces.names[i] is not None:
-                out.append(KNOWN)
+                out.append(DOUBTFUL if doubtful is not None and bool(doubtful[i]) else KNOWN)
             elif faces.scores[i] < self.min_score or sides[i] < self.min_size:
                 out.append(LOW_QUALITY)
             else:
@@ -85,8 +90,27 @@ class LandmarkAnnotator:
         return image
 
 
+def face_text(faces: Faces, i: int, category: str, *, similarity: bool = True, track: bool = True,
+              ascii_only: bool = False) -> str:
+    """The tag of face `i`: "Name 0.97 #3" (known), "Name? #3" (doubtful), "unknown #7",
+    "low quality"; a similarity only for known faces."""
+    name = faces.names[i] if faces.names is not None else None
+    if name is not None and ascii_only:
+        name = ascii_text(name)
+    if category in (KNOWN, DOUBTFUL) and name is not None:
+        parts = [name + ("?" if category == DOUBTFUL else "")]
+        if (similarity and category == KNOWN and faces.similarities is not None
+                and np.isfinite(faces.similarities[i])):
+            parts.append(f"{faces.similarities[i]:.2f}")
+    else:
+        parts = ["low quality" if category == LOW_QUALITY else "unknown"]
+    if track and faces.track_ids is not None and faces.track_ids[i] >= 0:
+        parts.append(f"#{int(faces.track_ids[i])}")
+    return " ".join(parts)
+
+
 class LabelAnnotator:
-    """A filled tag above each box: name (or "unknown"), similarity, track id."""
+    """A filled tag above each box: name (or "unknown"), similarity of known faces, track id."""
 
     def __init__(self, palette: Palette = DEFAULT_PALETTE, font_scale: float = 0.5, thickness: int = 1,
                  text_color: Color = (255, 255, 255), show_similarity: bool = True, show_track: bool = True):
@@ -96,18 +120,15 @@ class LabelAnnotator:
 
     def text(self, faces: Faces, i: int) -> str:
         """The label of face `i`."""
-        name = faces.names[i] if faces.names is not None else None
-        parts = [ascii_text(name) if name is not None else "unknown"]
-        if self.show_similarity and faces.similarities is not None and np.isfinite(faces.similarities[i]):
-            parts.append(f"{faces.similarities[i]:.2f}")
-        if self.show_track and faces.track_ids is not None and faces.track_ids[i] >= 0:
-            parts.append(f"#{int(faces.track_ids[i])}")
-        return " ".join(parts)
+        return face_text(faces, i, self.palette.categories(faces)[i], similarity=self.show_similarity,
+                         track=self.show_track, ascii_only=True)
 
     def annotate(self, image: np.ndarray, faces: Faces) -> np.ndarray:
         h, w = image.shape[:2]
-        for i, color in enumerate(self.palette.colors(faces)):
-            text = self.text(faces, i)
+        cats = self.palette.categories(faces)
+        for i, cat in enumerate(cats):
+            color = getattr(self.palette, cat)
+            text = face_text(faces, i, cat, similarity=self.show_similarity, track=self.show_track, ascii_only=True)
             (tw, th), base = cv2.getTextSize(text, self.font, self.font_scale, self.thickness)
             x1, y1, _, y2 = faces.boxes[i]
             x = int(np.clip(round(x1), 0, max(0, w - tw - 4)))

@@ -1,10 +1,17 @@
-"""One name per track, decided by a weighted vote over its recent observations.
+"""One name per track, from the frames' gallery decisions: named as soon as the evidence is
+there, doubted at the first frame that disagrees, dropped when frames keep disagreeing.
 
-Each observation votes for the name the gallery gave that frame (or for "unknown") with
-weight = face quality x similarity (unknown votes count `unknown_weight` instead of a
-similarity). The shown name changes only when another name out-votes it by `switch_ratio`
-with at least `min_switch_observations` votes in the window, so names do not flicker and a
-single bad frame renames nobody.
+- Unnamed track: a frame that names someone with confidence (similarity past the threshold
+  by a margin the caller judges) names the track at once; a frame that merely passes the
+  threshold names it when `agree` of the last `agree_window` usable frames say the same name.
+- Named track: a usable frame that names nobody but is still close to the name (the caller's
+  `supports`: similarity above its hold level, under the threshold) makes the name doubtful
+  (drawn differently, the name kept); a frame that names someone else, or is far from the
+  name, disagrees: doubtful too, and `drop_after` disagreeing frames in a row drop the name
+  (to the other person if the same frames already name him by the rule above, else to
+  unknown). An agreeing frame clears the doubt.
+- Frames of very low quality (weight below `min_quality`: tiny, blurred, turned away) are
+  recorded for the whole-track verdict but neither name nor doubt anyone.
 """
 from __future__ import annotations
 
@@ -17,35 +24,36 @@ UNKNOWN = None
 
 @dataclass(slots=True)
 class VoteConfig:
-    """How the vote weighs and how sticky the current name is."""
+    """How much agreement names a track and how much disagreement drops its name."""
 
-    window: int = 30  # observations in the sliding window
-    switch_ratio: float = 1.25  # a challenger needs this x the current name's score
-    min_switch_observations: int = 3  # ... and at least this many votes in the window
-    unknown_weight: float = 0.6  # what an "unknown" frame weighs in place of a similarity
+    agree: int = 2  # frames naming the same person ...
+    agree_window: int = 3  # ... among this many recent usable frames name the track
+    drop_after: int = 2  # consecutive disagreeing usable frames drop the name
+    min_quality: float = 0.05  # frames below this quality weight do not vote
+    unknown_weight: float = 0.6  # what an "unknown" frame weighs in the whole-track verdict
 
     def __post_init__(self) -> None:
-        if self.window < 1 or self.min_switch_observations < 1:
-            raise ValueError("window and min_switch_observations must be >= 1")
-        if self.switch_ratio < 1:
-            raise ValueError("switch_ratio must be >= 1")
+        if self.agree < 1 or self.agree_window < self.agree or self.drop_after < 1:
+            raise ValueError("need 1 <= agree <= agree_window and drop_after >= 1")
+        if not 0 <= self.min_quality < 1:
+            raise ValueError("min_quality must be in [0, 1)")
 
 
 @dataclass(slots=True)
 class _Observation:
     name: str | None
     similarity: float
-    weight: float
 
 
 class IdentityVote:
-    """The vote of one track. Feed it with `add`; read `name` and `similarity`."""
+    """The vote of one track. Feed it with `add`; read `name`, `doubtful` and `similarity`."""
 
     def __init__(self, config: VoteConfig | None = None):
         self.config = config or VoteConfig()
-        self._window: deque[_Observation] = deque(maxlen=self.config.window)
+        self._recent: deque[_Observation] = deque(maxlen=max(self.config.agree_window, self.config.drop_after))
         self._name: str | None = UNKNOWN
-        self._started = False
+        self._doubtful = False
+        self._disagreements = 0
         self._lifetime: dict[str | None, float] = {}
         self._best_similarity: dict[str | None, float] = {}
 
@@ -55,40 +63,49 @@ class IdentityVote:
         return self._name
 
     @property
+    def doubtful(self) -> bool:
+        """The track is named but its latest usable frame disagreed."""
+        return self._doubtful
+
+    @property
     def similarity(self) -> float:
-        """Mean similarity of the window's votes for the shown name (NaN when there are none)."""
-        sims = [o.similarity for o in self._window if o.name == self._name and math.isfinite(o.similarity)]
+        """Mean similarity of the recent frames that named the shown name (NaN when none)."""
+        sims = [o.similarity for o in self._recent if o.name == self._name and math.isfinite(o.similarity)]
         return sum(sims) / len(sims) if sims else float("nan")
 
-    def add(self, name: str | None, similarity: float, quality: float = 1.0) -> str | None:
-        """Record one frame's gallery decision (name or None) with its similarity and the
-        face's quality weight; returns the name to show."""
+    def add(self, name: str | None, similarity: float, quality: float = 1.0, confident: bool = False,
+            supports: bool = False) -> str | None:
+        """Record one frame's gallery decision (name or None), its similarity, the face's
+        quality weight, whether the decision is confident (past the threshold by the
+        caller's margin) and whether a frame that names nobody still supports the shown name
+        (close to it, under the threshold); returns the name to show."""
         cfg = self.config
         sim = float(similarity) if similarity is not None else float("nan")
         evidence = cfg.unknown_weight if name is None or not math.isfinite(sim) else max(sim, 0.0)
-        weight = max(0.0, float(quality)) * evidence
-        self._window.append(_Observation(name, sim, weight))
-        self._lifetime[name] = self._lifetime.get(name, 0.0) + weight
+        self._lifetime[name] = self._lifetime.get(name, 0.0) + max(0.0, float(quality)) * evidence
         if name is not None and math.isfinite(sim):
             self._best_similarity[name] = max(self._best_similarity.get(name, -1.0), sim)
-        if not self._started:
-            self._started = True
-            self._name = name
+        if quality < cfg.min_quality:
             return self._name
-        scores: dict[str | None, float] = {}
-        counts: dict[str | None, int] = {}
-        for o in self._window:
-            scores[o.name] = scores.get(o.name, 0.0) + o.weight
-            counts[o.name] = counts.get(o.name, 0) + 1
-        leader = max(scores, key=lambda k: scores[k])
-        if (
-            leader != self._name
-            and counts[leader] >= cfg.min_switch_observations
-            and scores[leader] >= cfg.switch_ratio * scores.get(self._name, 0.0)
-            and scores[leader] > 0
-        ):
-            self._name = leader
+        self._recent.append(_Observation(name, sim))
+        if self._name is not None and name == self._name:
+            self._doubtful, self._disagreements = False, 0
+        elif self._name is not None and name is None and supports:
+            self._doubtful = True
+        elif self._name is not None:
+            self._disagreements += 1
+            self._doubtful = True
+            if self._disagreements >= cfg.drop_after:
+                self._name, self._doubtful, self._disagreements = UNKNOWN, False, 0
+                if name is not None and (confident or self._agreed(name)):
+                    self._name = name
+        elif name is not None and (confident or self._agreed(name)):
+            self._name = name
         return self._name
+
+    def _agreed(self, name: str) -> bool:
+        window = list(self._recent)[-self.config.agree_window:]
+        return sum(o.name == name for o in window) >= self.config.agree
 
     def overall(self) -> tuple[str | None, float | None]:
         """The name with the most weight over the whole track, and its best similarity

@@ -60,7 +60,7 @@ class FakeEngine(FaceEngine):
         boxes = np.stack([xs, np.full(n, y), xs + side, np.full(n, y + side)], axis=1).astype(np.float32)
         rel = np.array([[0.3, 0.4], [0.7, 0.4], [0.5, 0.58], [0.35, 0.78], [0.65, 0.78]], np.float32)
         landmarks = boxes[:, None, :2] + rel[None] * side
-        scores = np.linspace(0.99, 0.6, n, dtype=np.float32)
+        scores = np.linspace(0.99, 0.86, n, dtype=np.float32)  # all sure faces (the tracker starts tracks at 0.85)
         emb = np.zeros((n, EMBEDDING_DIM), np.float32)
         emb[np.arange(n), np.arange(n) % EMBEDDING_DIM] = 1.0
         return Faces(boxes=boxes, scores=scores, landmarks=landmarks, embeddings=emb)
@@ -77,7 +77,7 @@ def make_video(path, frames: int = 30, fps: int = 30, size: tuple[int, int] = (3
     is given: variable frame rate with those gaps in ms, cycled; else in 1/fps).
 
     Each frame is a flat colour that changes with the frame number, with a white square moving
-    along the top; `audio` adds a silent AAC track covering the same duration; `gop` sets the
+    back and forth along the top; `audio` adds a silent AAC track covering the same duration; `gop` sets the
     keyframe interval (a live stream joined mid-way needs a keyframe soon); `rotation` stores a
     display rotation (counter-clockwise degrees), as phones do.
     """
@@ -104,7 +104,9 @@ def make_video(path, frames: int = 30, fps: int = 30, size: tuple[int, int] = (3
     pts_list, t, audio_pts = [], 0, 0
     for i in range(frames):
         image = np.full((h, w, 3), ((i * 7) % 256, (i * 13) % 256, (i * 29) % 256), np.uint8)
-        x = (i * 5) % max(1, w - 16)
+        span = max(1, w - 16)
+        x = (i * 5) % (2 * span)
+        x = 2 * span - x if x > span else x  # back and forth: no jump a shot-change detector takes for a cut
         image[4:20, x:x + 16] = 255
         frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         frame.pts, frame.time_base = (t if gaps else i), tb

@@ -5,6 +5,7 @@ import numpy as np
 
 from app.render import (
     DEFAULT_PALETTE,
+    DOUBTFUL,
     KNOWN,
     LOW_QUALITY,
     UNKNOWN,
@@ -59,7 +60,15 @@ def test_label_text_and_placement():
     ann = LabelAnnotator()
     assert ann.text(faces, 0) == "Jose 0.87 #7"
     assert ann.text(faces, 1) == "unknown #8"
-    assert ann.text(faces, 2) == "unknown 0.20"
+    assert ann.text(faces, 2) == "low quality"  # no similarity on a face that is not named
+    strangers = _faces(names=[None, None, None], sims=[0.91, 0.91, 0.91], tracks=[1, 2, 3])
+    assert ann.text(strangers, 0) == "unknown #1"  # "unknown 0.91" would read as a confident match
+    doubt = _faces(names=["Ann", "Ann", None], sims=[0.9, 0.5, 0.5], tracks=[1, 2, 3])
+    doubt.extra["doubtful"] = np.array([False, True, False])
+    assert DEFAULT_PALETTE.categories(doubt)[:2] == [KNOWN, DOUBTFUL]
+    assert [ann.text(doubt, i) for i in range(2)] == ["Ann 0.90 #1", "Ann? #2"]
+    drawn = ann.annotate(np.zeros((160, 320, 3), np.uint8), doubt)
+    assert (drawn[20:38, 122:160] == DEFAULT_PALETTE.doubtful).all(axis=2).mean() > 0.4  # amber tag
     image = np.zeros((160, 320, 3), np.uint8)
     ann.annotate(image, faces)
     tag = image[20:38, 22:60]  # above box 0 (y1 = 40): filled with the known colour plus text

@@ -132,3 +132,47 @@ def test_reidentification_without_overlap_needs_similarity_and_a_plausible_size(
     assert after == -1
     first, after = run(_box(180, 100, size=50), lookalike)  # similar is not the same
     assert after == -1
+
+
+def test_unsure_detections_continue_a_confirmed_track_but_never_start_one():
+    """ByteTrack's two stages: a face whose score dips (shadow, blur) keeps its track; an
+    unsure box alone (a dark background patch) never becomes a track."""
+    tracker = Tracker(TrackerConfig(min_hits=2, high_score=0.85))
+    ids = []
+    for t in range(12):
+        score = 0.95 if t < 4 else 0.78  # the face goes into shadow
+        boxes = np.array([_box(100 + 4 * t, 100), _box(400, 300)])
+        tracks = tracker.update(boxes, scores=np.array([score, 0.78]))
+        assert tracks[1] is None  # the unsure blip: no track at all
+        ids.append(tracks[0].id)
+    assert ids[0] == -1 and len(set(ids[1:])) == 1 and ids[1] >= 1
+    assert [t.id for t in tracker.tracks] == [ids[-1]]
+    # an unsure detection may not confirm a tentative track either
+    fresh = Tracker(TrackerConfig(min_hits=2, high_score=0.85))
+    first = fresh.update(np.array([_box(300, 300)]), scores=np.array([0.95]))[0]
+    assert fresh.update(np.array([_box(302, 300)]), scores=np.array([0.8]))[0] is None
+    assert first.id == -1
+
+
+def test_a_face_that_disagrees_with_its_track_starts_a_new_one():
+    """Same place, same size, another person (what a cut the detector missed looks like):
+    the embedding gate refuses the overlap match."""
+    rng = np.random.default_rng(8)
+    a, b = _unit(rng.normal(size=128)), _unit(rng.normal(size=128))
+    tracker = Tracker(TrackerConfig(min_hits=2, embedding_gate=0.33))
+    for t in range(5):
+        first = tracker.update(np.array([_box(200, 200)]), a[None])[0]
+    after = tracker.update(np.array([_box(200, 200)]), b[None])[0]
+    assert first.id >= 1 and after is not first and after.id == -1
+    # the same face goes on on its track
+    again = Tracker(TrackerConfig(min_hits=2, embedding_gate=0.33))
+    for t in range(5):
+        first = again.update(np.array([_box(200, 200)]), a[None])[0]
+    assert again.update(np.array([_box(201, 200)]), _unit(a + 0.1 * rng.normal(size=128))[None])[0] is first
+
+
+def test_gate_follows_the_recognition_threshold():
+    from app.tracking import gate_for_threshold
+
+    assert gate_for_threshold(0.553) == pytest.approx(0.3295)
+    assert gate_for_threshold(0.93) == pytest.approx(0.895)

@@ -66,27 +66,44 @@ def test_enrol_from_several_photos_with_the_look_alike_warning(qtbot, tmp_path):
     window = open_window(qtbot, tmp_path, [SYNTHETIC])
     photos = _photos(tmp_path)
     blank = tmp_path / "blank.png"
-    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # a flat picture: too blurry
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # a flat picture: no face
     window.enrol_photos([*photos, blank])
     qtbot.waitUntil(lambda: len(window._dialogs) == 1, timeout=5000)
     dialog = window._dialogs[0]
     assert [c.caption for c in dialog.candidates] == ["photo0.png", "photo1.png", "blank.png"]
+    # checked before Save: the refused photo starts unticked, its reason on hover
+    assert [dialog.items.item(i).checkState() for i in range(3)] == [Qt.Checked, Qt.Checked, Qt.Unchecked]
+    assert dialog.candidates[2].problems and dialog.items.item(2).toolTip() == "; ".join(dialog.candidates[2].problems)
     dialog.name.setEditText("Bob")
     with qtbot.waitSignal(dialog.enrolled, timeout=10000):
         dialog.save()
-    assert [a.source for a in dialog.result.added] == [str(p) for p in photos]
-    assert len(dialog.result.refused) == 1 and "blurry" in dialog.result.refused[0].reason
-    assert "refused" in dialog.report.toPlainText() and dialog.isVisible()  # stays open to show why
-    assert dialog.items.item(2).toolTip() == dialog.result.refused[0].reason
+    assert [a.source for a in dialog.result.added] == [str(p) for p in photos] and dialog.result.refused == []
+    gallery = window.session.gallery
+    assert len(gallery.samples("Bob")) == 2
+    # Save again: the saved faces are unticked and locked, nothing is sent twice
+    assert all(dialog.items.item(i).checkState() == Qt.Unchecked for i in range(3))
+    dialog.save()
+    assert dialog.report.toPlainText() == "Tick at least one face." and len(gallery.samples("Bob")) == 2
+    # and the same photos sent again (another dialog, a script) are refused as duplicates
+    again = window.session.enrol_images("Bob", photos)
+    assert not again.ok and all("already enrolled" in r.reason for r in again.refused)
+    assert len(gallery.samples("Bob")) == 2
     dialog.close()
+    # the look-alike check runs before anything is written
     window.enrol_photos(photos)
     qtbot.waitUntil(lambda: len(window._dialogs) == 1 and window._dialogs[0] is not dialog, timeout=5000)
     second = window._dialogs[0]
     second.name.setEditText("Carol")
-    with qtbot.waitSignal(second.enrolled, timeout=10000):
-        second.save()
-    assert any("looks like 'Bob'" in w for w in second.result.warnings)
+    second.save()
+    qtbot.waitUntil(lambda: second.result is not None, timeout=10000)
+    assert second.result.needs_confirmation and not second.result.ok and "Carol" not in gallery
     assert "looks like 'Bob'" in second.report.toPlainText()
+    save = second.buttons.button(second.buttons.Save)
+    assert save.text() == "Save anyway"
+    with qtbot.waitSignal(second.enrolled, timeout=10000):
+        qtbot.mouseClick(save, Qt.LeftButton)
+    assert second.result.ok and len(gallery.samples("Carol")) == 2
+    assert any("looks like 'Bob'" in w for w in second.result.warnings)
 
 
 def test_gallery_rename_delete_with_undo_and_remove_a_sample(qtbot, tmp_path):
@@ -139,3 +156,8 @@ def test_unknown_people_are_grouped_and_one_click_from_enrolment(qtbot, tmp_path
     qtbot.waitUntil(lambda: len(window._dialogs) == 1, timeout=3000)
     dialog = window._dialogs[0]
     assert dialog.candidates and all(c.image is not None for c in dialog.candidates)
+    # enrolled from the group: the Unknowns list lets the person go
+    dialog.name.setEditText("Dana")
+    with qtbot.waitSignal(dialog.enrolled, timeout=10000):
+        dialog.save()
+    qtbot.waitUntil(lambda: panel.groups == [], timeout=5000)

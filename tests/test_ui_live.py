@@ -125,8 +125,9 @@ def test_merge_small_puts_recognised_faces_back_in_place():
     small = faces.heights < 50
     named = faces[~small]
     named = Faces(boxes=named.boxes, scores=named.scores, landmarks=named.landmarks, track_ids=[4], names=["Al"],
-                  similarities=[0.97], extra={"quality": np.array([0.8], np.float32)})
+                  similarities=[0.97], extra={"quality": np.array([0.8], np.float32), "doubtful": np.array([True])})
     out = _merge_small(faces, small, named)
+    assert list(out.extra["doubtful"]) == [False, True, False]
     assert out.names == [None, "Al", None] and list(out.track_ids) == [-1, 4, -1]
     assert np.isnan(out.similarities[0]) and out.similarities[1] == pytest.approx(0.97)
     assert list(out.extra["small"]) == [True, False, True] and out.extra["quality"][1] == pytest.approx(0.8)

@@ -117,6 +117,8 @@ def test_four_sources_share_one_engine_and_a_fifth_is_refused(qtbot, tmp_path):
     assert len(window.grid.views) == 4
     for view in window.grid.views.values():
         wait_frames(qtbot, view, 3)
+    qtbot.waitUntil(lambda: not window.open_action.isEnabled(), timeout=2000)  # "Open video…" greys out at 4
+    assert not window.sources_panel.open_file.isEnabled()
     assert window.add_source(SYNTHETIC) is None
     assert "at most 4" in window.banner.text() and window.banner.isVisible()
     assert max(engine.calls) > 1  # frames of several sources went through the engine together

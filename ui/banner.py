@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QEvent, QTimer
 from PyQt5.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 STYLES = {
@@ -15,8 +15,15 @@ STYLES = {
 }
 
 
+LEVELS = {"info": 0, "warning": 1, "error": 2}
+
+
 class Banner(QFrame):
-    """`show_message(text, level, action=(label, callback), timeout_ms=...)`."""
+    """`show_message(text, level, action=(label, callback), timeout_ms=...)`.
+
+    It floats over the top of its parent (the window's central widget) instead of taking a
+    row of the layout, so showing it never pushes the video down. A lesser message (a note)
+    never covers a shown error or warning: it goes to `history` only."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -41,6 +48,22 @@ class Banner(QFrame):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.hide)
         self.hide()
+        if parent is not None:
+            parent.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.parent() and event.type() == QEvent.Resize and self.isVisible():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        width = parent.width()
+        self.setGeometry(0, 0, width, self.heightForWidth(width) if self.hasHeightForWidth()
+                         else self.sizeHint().height())
+        self.raise_()
 
     def text(self) -> str:
         return self._label.text()
@@ -48,6 +71,10 @@ class Banner(QFrame):
     def show_message(self, text: str, level: str = "error", action: tuple[str, Callable[[], None]] | None = None,
                      timeout_ms: int | None = None) -> None:
         """Show `text` (replacing what was shown); errors stay until closed unless a timeout is given."""
+        if self.isVisible() and LEVELS.get(level, 0) < LEVELS.get(self.level, 0):
+            self.history.append((level, text))
+            del self.history[:-100]
+            return
         self.level = level
         self.history.append((level, text))
         del self.history[:-100]
@@ -66,6 +93,7 @@ class Banner(QFrame):
         if timeout_ms:
             self._timer.start(timeout_ms)
         self.show()
+        self._place()
 
     def _run_action(self) -> None:
         callback, self._callback = self._callback, None

@@ -1,6 +1,9 @@
 """Enrolling a person: the candidate faces (crops of a live track, an unknown group, or photo
-files) with a quality mark each, a name typed or picked from the gallery, and the outcome of
-`app.enrollment` (added, refused with the reason, look-alike warnings) shown in place.
+files) with a mark each and the reason it passes or fails (hover), a name typed or picked from
+the gallery, and the outcome of `app.enrollment` (added, refused with the reason, look-alike
+warnings) shown in place. Faces that would be refused start unticked. A look-alike stops the
+first Save before anything is written ("Save anyway" enrols); faces already enrolled are
+unticked and locked, so a second Save never stores them twice.
 
 The enrolment itself (face detection and embedding, SQLite) runs on a worker thread."""
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Candidate:
     image: np.ndarray | None = None  # BGR picture to show (None: a photo not read yet)
     problems: list[str] | None = None  # enrolment problems; None = checked when saved
     label: str = ""  # the sample's "source" text in the gallery
+    reason: str = ""  # why it passes or fails, shown on hover
     extra: dict = field(default_factory=dict)
 
     @property
@@ -56,8 +60,8 @@ def marked_icon(image: np.ndarray | None, usable: bool | None) -> QIcon:
 
 
 class EnrolDialog(QDialog):
-    """`enrol(name, payloads) -> EnrolmentResult` runs on a worker; `enrolled(name)` is
-    emitted when something was added."""
+    """`enrol(name, payloads, labels, confirm=...) -> EnrolmentResult` runs on a worker;
+    `enrolled(name)` is emitted when something was added."""
 
     enrolled = pyqtSignal(str)
 
@@ -72,6 +76,7 @@ class EnrolDialog(QDialog):
         self.result: EnrolmentResult | None = None
         self.error: BaseException | None = None
         self.busy = False
+        self._confirmed: tuple | None = None  # the request whose look-alike warning was shown
 
         self.items = QListWidget(self)
         self.items.setViewMode(QListView.IconMode)
@@ -85,8 +90,8 @@ class EnrolDialog(QDialog):
                                    cand.caption)
             item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
             item.setCheckState(Qt.Checked if cand.problems is None or cand.usable else Qt.Unchecked)
-            item.setToolTip("passes the enrolment checks" if cand.problems == [] else
-                            "; ".join(cand.problems) if cand.problems else "checked when saved")
+            item.setToolTip(cand.reason or ("passes the enrolment checks" if cand.problems == [] else
+                            "; ".join(cand.problems) if cand.problems else "checked when saved"))
             self.items.addItem(item)
 
         self.name = QComboBox(self)
@@ -130,19 +135,35 @@ class EnrolDialog(QDialog):
         self.report.setPlainText(f"Enrolling {name} from {len(chosen)} face(s)…")
         payloads = [c.payload for c in chosen]
         labels = [c.label or c.caption for c in chosen]
-        self._tasks.submit(lambda: self._enrol(name, payloads, labels), self._done, self._failed, name="enrol")
+        request = (name.casefold(), tuple(labels))
+        confirm = request == self._confirmed
+        self._request = request
+        self._tasks.submit(lambda: self._enrol(name, payloads, labels, confirm=confirm), self._done, self._failed,
+                           name="enrol")
 
     def _done(self, result: EnrolmentResult) -> None:
         self.busy = False
         self.result = result
         self.buttons.setEnabled(True)
+        save = self.buttons.button(QDialogButtonBox.Save)
+        if result.needs_confirmation:  # nothing written: show why and let the operator decide
+            self._confirmed = self._request
+            save.setText("Save anyway")
+            self.report.setPlainText("\n".join(["Not saved yet:", *result.warnings,
+                                                "Press Save anyway to enrol them, or change the name or the ticks."]))
+            return
+        self._confirmed = None
+        save.setText("Save")
         self.report.setPlainText("\n".join(result.summary_lines()))
         for i, cand in enumerate(self.candidates):  # mark what the checks decided
             label = cand.label or cand.caption
             refused = next((r.reason for r in result.refused if r.source == label), None)
             if any(a.source == label for a in result.added):
-                self.items.item(i).setIcon(marked_icon(cand.image, True))
-                self.items.item(i).setToolTip("enrolled")
+                item = self.items.item(i)
+                item.setIcon(marked_icon(cand.image, True))
+                item.setToolTip(f"enrolled as {result.name}")
+                item.setCheckState(Qt.Unchecked)  # saved: a second Save does not send it again
+                item.setFlags(item.flags() & ~Qt.ItemIsUserCheckable & ~Qt.ItemIsEnabled)
             elif refused is not None:
                 self.items.item(i).setIcon(marked_icon(cand.image, False))
                 self.items.item(i).setToolTip(refused)

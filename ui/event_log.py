@@ -11,7 +11,7 @@ from PyQt5.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QTabl
 from app.recognition import Appearance
 from ui.transport import clock
 
-COLUMNS = ("time", "source", "name", "similarity", "track", "frames")
+COLUMNS = ("time", "name", "similarity", "source", "track", "frames")  # what matters first: the side panel is narrow
 
 
 class AppearanceModel(QAbstractTableModel):
@@ -88,8 +88,10 @@ class EventLog(QWidget):
         self.table.verticalHeader().hide()
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.Interactive)  # sizing to contents re-measures every row each update
-        for col, width in enumerate((118, 110, 100, 64, 44)):
-            header.resizeSection(col, width)
+        metrics = self.table.fontMetrics()
+        # wide enough for the longest text each column shows (measured once, in this font)
+        for col, sample in enumerate(("00:00.0–00:00.0 …", "Lin-Manuel Miranda", "similarity", "camera 0 (2)", "track")):
+            header.resizeSection(col, metrics.horizontalAdvance(sample) + 18)
         header.setStretchLastSection(True)
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.summary = QLabel("No appearance yet", self)
@@ -107,7 +109,7 @@ class EventLog(QWidget):
     def set_appearances(self, appearances: list[Appearance]) -> None:
         at_end = self.table.verticalScrollBar().value() >= self.table.verticalScrollBar().maximum() - 2
         self.model.set_appearances(appearances)
-        if at_end:
+        if at_end and not self.table.underMouse():  # never scroll the rows away under the pointer
             self.table.scrollToBottom()
         rows = self.model.rows
         known = sum(1 for a in rows if a.name is not None)

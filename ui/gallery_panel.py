@@ -14,6 +14,7 @@ from PyQt5.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QGridLayout
 
 from app.gallery import Gallery, IdentitySummary
 from app.gallery_undo import restore, snapshot_identity, snapshot_samples
+from ui import folders
 from ui.qt_image import to_pixmap
 from ui.tasks import TaskRunner
 
@@ -199,12 +200,16 @@ class GalleryPanel(QWidget):
             self.merge(source, target)
 
     def _ask_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export gallery", "gallery-export.db", "Gallery export (*.db)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export gallery", folders.start_in("gallery-export.db"),
+                                              "Gallery export (*.db)")
+        folders.remember(path)
         if path:
             self.export_to(path)
 
     def _ask_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import gallery", "", "Gallery export (*.db);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Import gallery", folders.start_in(),
+                                              "Gallery export (*.db);;All files (*)")
+        folders.remember(path)
         if path:
             self.import_from(path)
 

@@ -7,29 +7,33 @@ the session's latest-frame slot); engines, enrolment, gallery and file work run 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
 from typing import Sequence
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (QAction, QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout,
-                             QWidget)
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QLabel, QMainWindow, QSplitter,
+                             QTabWidget, QVBoxLayout, QWidget)
 
 from app.errors import UserError
 from app.live import LiveSession, SessionEvent
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings
-from app.sources import SourceState
+from app.sources import FILE_SUFFIXES, SourceState
 from app.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
 from app.unknowns import UnknownGroup
 from engines.backends.base import FaceEngine
+from ui import folders
 from ui.banner import Banner
 from ui.enrol_dialog import Candidate, EnrolDialog
 from ui.event_log import EventLog
 from ui.frame_bridge import FramePump
 from ui.gallery_panel import GalleryPanel
+from ui.selection import SourceSelection
 from ui.settings_dialog import SettingsDialog
 from ui.source_panel import SourcePanel
 from ui.status_bar import DisplayStats, status_text
@@ -41,6 +45,18 @@ from ui.video_grid import VideoGrid
 log = logging.getLogger("unisight.ui")
 
 SourceSpec = str | tuple[str, bool]  # a spec, or (spec, loop)
+
+# (keys, what they do): the window's shortcuts, also listed by Help -> Shortcuts
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("Space", "play / pause the selected source"),
+    ("Right", "next frame (pauses)"),
+    ("Left", "previous frame (pauses)"),
+    ("Ctrl+O", "open video files"),
+    ("Ctrl+E", "enrol the largest tracked face of the selected source (else: from photos)"),
+    ("Delete", "remove the selected source (Undo in the banner)"),
+    ("F11", "full screen on / off"),
+    ("F1", "this list"),
+)
 
 
 class MainWindow(QMainWindow):
@@ -74,9 +90,10 @@ class MainWindow(QMainWindow):
         self._display_rate = RateMeter(window=3.0)  # frames painted, all sources
         self._latency = LatencyWindow(120)
         self._states: dict[str, SourceState] = {}
+        self._settings_before: Settings | None = None  # what to go back to if a new engine fails
 
         self.tasks = TaskRunner(self, on_error=lambda exc: self.notify(str(exc), "error"))
-        self.banner = Banner(self)
+        self.selection = SourceSelection(self)
         self.grid = VideoGrid(self)
         self.transport = TransportBar(self)
         self.sources_panel = SourcePanel(self)
@@ -103,15 +120,15 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
-        self.tabs.setMinimumWidth(300)
+        self.tabs.setMinimumWidth(250)  # the video and the player keep their room at 1024 x 600
         self.splitter = splitter
         self._sized = False
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
+        self.banner = Banner(central)  # floats over the top: never pushes the layout down
         self._build_toolbar()
         self.resize(1280, 760)
 
@@ -123,8 +140,11 @@ class MainWindow(QMainWindow):
         self._house_ticks = 0
 
         self.grid.faceClicked.connect(self.enrol_track)
-        self.grid.selected.connect(self.sources_panel.select)
-        self.sources_panel.selected.connect(self.grid.select)
+        # one selection: the tiles and the list both set it and both follow it
+        self.grid.selected.connect(self.selection.set)
+        self.sources_panel.selected.connect(self.selection.set)
+        self.selection.changed.connect(self.grid.select)
+        self.selection.changed.connect(self.sources_panel.select)
         self.sources_panel.addRequested.connect(self.add_source)
         self.sources_panel.removeRequested.connect(self.remove_source)
         self.sources_panel.refreshCameras.connect(self.find_cameras)
@@ -154,6 +174,65 @@ class MainWindow(QMainWindow):
             action = QAction(text, self)
             action.triggered.connect(slot)
             bar.addAction(action)
+            if text == "Open video…":
+                self.open_action = action
+        keys = {
+            "Space": self._play_pause,
+            "Right": lambda: self._on_current(lambda s, sid: s.step(sid)),
+            "Left": lambda: self._on_current(lambda s, sid: s.step_back(sid)),
+            "Ctrl+O": self.sources_panel._open_file,
+            "Ctrl+E": self.enrol_selected,
+            "Delete": self.remove_selected,
+            "F11": self.toggle_full_screen,
+            "F1": self.show_shortcuts,
+        }
+        self.shortcut_actions: dict[str, QAction] = {}
+        for key, slot in keys.items():
+            action = QAction(key, self)
+            action.setShortcut(QKeySequence(key))
+            action.setShortcutContext(Qt.WindowShortcut)
+            action.triggered.connect(slot)
+            self.addAction(action)
+            self.shortcut_actions[key] = action
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = help_menu.addAction("Shortcuts…")
+        shortcuts.triggered.connect(self.show_shortcuts)
+
+    def show_shortcuts(self) -> QDialog:
+        """Help -> Shortcuts: the keys and what they do (non-modal)."""
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Shortcuts")
+        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for k, what in SHORTCUTS)
+        label = QLabel(f"<table>{rows}</table>", dialog)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, dialog)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(label)
+        layout.addWidget(buttons)
+        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
+        self._dialogs.append(dialog)
+        dialog.show()
+        return dialog
+
+    def toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def enrol_selected(self) -> None:
+        """Ctrl+E: the largest tracked face of the selected source, else enrol from photos."""
+        view = self.grid.views.get(self.selection.current or "")
+        faces = view.result.faces if view is not None and view.result is not None else None
+        if faces is not None and faces.track_ids is not None and len(faces):
+            tracked = [i for i in range(len(faces)) if faces.track_ids[i] >= 0]
+            if tracked:
+                i = max(tracked, key=lambda k: float(faces.widths[k] * faces.heights[k]))
+                self.enrol_track(view.source_id, int(faces.track_ids[i]))
+                return
+        self.ask_enrol_photos()
+
+    def remove_selected(self) -> None:
+        """Delete: remove the selected source (the banner offers Undo)."""
+        if self.selection.current is not None:
+            self.remove_source(self.selection.current)
 
     # -- start and stop --------------------------------------------------------------------
     def start(self) -> None:
@@ -180,7 +259,8 @@ class MainWindow(QMainWindow):
                                        min_face=self.settings.min_face)
             for spec, loop in self._initial_sources:
                 self.add_source(spec, loop)
-            self.banner.hide()
+            if self.banner.level == "info":  # the "loading" note goes; an error about a source stays
+                self.banner.hide()
             if engine.info.random_weights:
                 self.notify(f"{engine.info.model_id}: RANDOM WEIGHTS (no trained model yet): boxes and names are "
                             "meaningless; choose the cascade engine in Settings", "warning", timeout_ms=15000)
@@ -193,6 +273,14 @@ class MainWindow(QMainWindow):
             self.reconfigured.emit()
 
     def _prepare_failed(self, exc: BaseException) -> None:
+        previous, self._settings_before = self._settings_before, None
+        if previous is not None and self.session is not None:  # the old engine runs on: show its settings
+            self.settings = previous
+            if self.persist:
+                self.tasks.submit(lambda: save_settings(previous, self.settings_file), name="save-settings")
+            info = self.session.engine.info
+            self.notify(f"engine not started: {exc}; still running {info.engine}/{info.backend}", "error")
+            return
         self.notify(f"engine not started: {exc} (choose another engine or backend in Settings)", "error")
 
     def find_cameras(self) -> None:
@@ -245,24 +333,35 @@ class MainWindow(QMainWindow):
             return None
         self.grid.add_view(sid).show_landmarks = self.settings.show_landmarks
         self._display_meters[sid] = RateMeter(window=3.0)
-        self.grid.select(sid)
+        self.selection.set(sid)
         self._refresh_sources()
         return sid
 
-    def remove_source(self, source_id: str) -> None:
+    def remove_source(self, source_id: str, undo: bool = True) -> None:
+        """Close one source; the banner names it and offers Undo (reopen it where it was)."""
+        entry = self.session.entry(source_id) if self.session is not None else None
         if self.session is not None:
             self.session.remove_source(source_id)
         self.grid.remove_view(source_id)
         self._display_meters.pop(source_id, None)
         self._refresh_sources()
+        if entry is not None and undo:
+            spec, loop = entry.spec, entry.loop
+            position = entry.current_position if entry.seekable else None
+
+            def reopen():
+                sid = self.add_source(spec, loop)
+                if sid is not None and position:
+                    self.session.seek(sid, position)
+            self.notify(f"removed {source_id}", "info", action=("Undo", reopen), timeout_ms=10000)
 
     def _on_current(self, fn) -> None:
-        sid = self.grid.current
+        sid = self.selection.current
         if self.session is not None and sid is not None:
             fn(self.session, sid)
 
     def _play_pause(self) -> None:
-        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
         if entry is None:
             return
         if entry.is_paused:
@@ -287,7 +386,7 @@ class MainWindow(QMainWindow):
         if not entry.seekable:
             self.notify(f"{source_id} is live: it cannot go back to {seconds:.1f} s", "info")
             return
-        self.grid.select(source_id)
+        self.selection.set(source_id)
         self.session.seek(source_id, seconds)
 
     # -- frames ----------------------------------------------------------------------------
@@ -344,13 +443,14 @@ class MainWindow(QMainWindow):
             return
         entries = self.session.entries
         self.sources_panel.set_sources([(e.source_id, e.kind, e.state, e.message) for e in entries])
+        self.open_action.setEnabled(self.sources_panel.open_file.isEnabled())  # greyed at 4 of 4
         for e in entries:
             view = self.grid.views.get(e.source_id)
             if view is not None:
                 view.set_flags(paused=e.is_paused, recording=self.session.recording(e.source_id))
 
     def _update_transport(self) -> None:
-        entry = self.session.entry(self.grid.current) if self.session and self.grid.current else None
+        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
         self.transport.update_state(
             playing=self.session.playing if self.session else False,
             paused=entry.is_paused if entry else False,
@@ -384,11 +484,12 @@ class MainWindow(QMainWindow):
         self._appearance_count = key
         self._clustering = True
         current = [a for a in appearances if a.model_id in (None, model)]
+        gallery = self.session.gallery
 
         def cluster():
             from app.unknowns import cluster_unknowns
 
-            return cluster_unknowns(current, min_observations=3)
+            return cluster_unknowns(_still_unknown(current, gallery, model), min_observations=3)
 
         def done(groups):
             self._clustering = False
@@ -411,11 +512,12 @@ class MainWindow(QMainWindow):
         if not crops:
             self.notify(f"no face collected for track {track_id} yet", "info")
             return None
-        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
-                                caption=f"frame {c.frame_index}\nquality {c.weight:.2f}") for c in crops]
+        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label, reason=c.reason,
+                                caption=_crop_caption(c)) for c in crops]
         suggested = next((c.name for c in crops if c.name), "")
         return self._open_enrol(f"Enrol track #{track_id} of {source_id}", candidates, suggested,
-                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+                                lambda name, payloads, labels, confirm=True:
+                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
 
     def enrol_group(self, group: UnknownGroup) -> EnrolDialog | None:
         """Open the enrolment dialog on the faces of one unknown group."""
@@ -426,7 +528,7 @@ class MainWindow(QMainWindow):
             crops = self.session.track_crops(a.source_id, a.track_id)
             for c in crops[:3]:
                 candidates.append(Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
-                                            caption=f"#{a.track_id} frame {c.frame_index}"))
+                                            reason=c.reason, caption=f"#{a.track_id} frame {c.frame_index}"))
             if not crops and a.best_crop is not None:
                 candidates.append(Candidate(payload=a.best_crop, image=a.best_crop, label=f"{a.source_id} track "
                                             f"{a.track_id}", caption=f"#{a.track_id} best"))
@@ -434,19 +536,24 @@ class MainWindow(QMainWindow):
             self.notify("no face crop was kept for this group", "info")
             return None
         return self._open_enrol("Enrol an unknown person", candidates[:12], "",
-                                lambda name, payloads, labels: self.session.enrol_crops(name, payloads, labels))
+                                lambda name, payloads, labels, confirm=True:
+                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
 
     def ask_enrol_photos(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", "",
+        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", folders.start_in(),
                                                 "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)")
         if paths:
+            folders.remember(paths[0])
             self.enrol_photos(paths)
 
     def enrol_photos(self, paths: Sequence[str | Path]) -> None:
         """Read thumbnails of the photos (worker), then open the enrolment dialog on them."""
         paths = [str(p) for p in paths]
 
+        session = self.session
+
         def thumbs():
+            from app.enrollment import photo_problems
             from app.face_crop import thumbnail
             from app.imageio import load_image
 
@@ -455,16 +562,18 @@ class MainWindow(QMainWindow):
                 try:
                     image = load_image(p)
                     h, w = image.shape[:2]
-                    out.append(thumbnail(image, [0, 0, w, h], size=160, context=1.0))
-                except Exception:  # an unreadable photo is refused, with its reason, when saved
-                    out.append(None)
+                    problems = photo_problems(session.engine, image) if session is not None else None
+                    out.append((thumbnail(image, [0, 0, w, h], size=160, context=1.0), problems))
+                except Exception as exc:  # unreadable: shown refused, with the reason
+                    out.append((None, [str(exc)]))
             return out
 
-        def show(images):
-            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name)
-                          for p, img in zip(paths, images)]
+        def show(checked):
+            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name, problems=problems)
+                          for p, (img, problems) in zip(paths, checked)]
             self._open_enrol(f"Enrol from {len(paths)} photo(s)", candidates, "",
-                             lambda name, payloads, labels: self.session.enrol_images(name, payloads))
+                             lambda name, payloads, labels, confirm=True:
+                             self.session.enrol_images(name, payloads, confirm=confirm))
         self.tasks.submit(thumbs, show, name="photos")
 
     def _open_enrol(self, title, candidates, suggested, enrol) -> EnrolDialog:
@@ -478,6 +587,8 @@ class MainWindow(QMainWindow):
 
     def _enrolled(self, name: str) -> None:
         self.notify(f"enrolled {name}", "info")
+        self._appearance_count = -1  # group the unknowns again: the person just enrolled leaves the list
+        self.refresh_events()
         self.gallery_panel.refresh()
 
     def _gallery_changed(self) -> None:
@@ -486,8 +597,9 @@ class MainWindow(QMainWindow):
 
     # -- events export ---------------------------------------------------------------------
     def ask_export_events(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", "events.csv",
+        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", folders.start_in("events.csv"),
                                               "CSV (*.csv);;JSON lines (*.jsonl)")
+        folders.remember(path)
         if path:
             self.export_events(path)
 
@@ -502,7 +614,7 @@ class MainWindow(QMainWindow):
 
     # -- recording -------------------------------------------------------------------------
     def toggle_recording(self) -> None:
-        sid = self.grid.current
+        sid = self.selection.current
         if self.session is None or sid is None:
             return
         if self.session.recording(sid):
@@ -510,9 +622,8 @@ class MainWindow(QMainWindow):
             self.tasks.submit(recorder.stop, lambda p: self.notify(f"recording saved: {p}", "info"),
                               name="record-stop")
             return
-        folder = user_data_dir() / "recordings"
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in sid)[-40:]
-        path = folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
+        path = recording_path(sid)
+        folder = path.parent
 
         def start():
             folder.mkdir(parents=True, exist_ok=True)
@@ -541,7 +652,11 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: Settings) -> None:
         """Use `new` (threshold and sizes at once; a new engine or gallery loads in the
         background) and save it."""
-        old, self.settings = self.settings, new
+        old = self.settings
+        if new.engine != old.engine and new.threshold == old.threshold:
+            # a threshold is a cosine of one engine's embeddings: another engine starts at its own
+            new = dataclasses.replace(new, threshold=None)
+        self.settings = new
         self.set_threshold(new.threshold)
         self.set_min_face(new.min_face)
         for view in self.grid.views.values():
@@ -549,6 +664,7 @@ class MainWindow(QMainWindow):
             view.update()
         if self.session is not None and (new.engine_changed(old) or new.gallery_dir != old.gallery_dir):
             engine = None if new.engine_changed(old) else self.session.engine
+            self._settings_before = old
             self.notify("loading the new engine / gallery…", "info")
             self.tasks.submit(lambda: _prepare(new, engine), self._prepared,
                               self._prepare_failed, name="engine")
@@ -615,3 +731,32 @@ def _prepare(settings: Settings, engine: FaceEngine | None = None):
         if made:
             engine.close()
         raise
+
+
+def _crop_caption(crop) -> str:
+    """Two short lines under a track crop: where it is from and why it passes or fails."""
+    verdict = "✓ face, same person" if crop.usable else "✕ " + crop.problems[0].split(" (")[0]
+    return f"frame {crop.frame_index} · q {crop.weight:.2f}\n{verdict}"
+
+
+def _still_unknown(appearances, gallery, model_id):
+    """The unknown appearances that the gallery does not name now (someone enrolled since)."""
+    unknown = [a for a in appearances if a.name is None]
+    if gallery is None or not model_id:
+        return unknown
+    with_embedding = [a for a in unknown if a.embedding is not None]
+    if not with_embedding:
+        return unknown
+    import numpy as np
+
+    names = gallery.match(np.stack([a.embedding for a in with_embedding]), model_id, allow_missing=True).names
+    named = {id(a) for a, n in zip(with_embedding, names) if n is not None}
+    return [a for a in unknown if id(a) not in named]
+
+
+def recording_path(source_id: str, when: float | None = None) -> Path:
+    """`<data>/recordings/clip-20261206-193000.mp4` for source `clip.mp4` (no `.mp4-` inside)."""
+    stem = Path(source_id).stem if Path(source_id).suffix.lower() in FILE_SUFFIXES else source_id
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[-40:]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return user_data_dir() / "recordings" / f"{safe}-{stamp}.mp4"

@@ -1,5 +1,5 @@
-"""Drawing faces over the video with QPainter: box (colour by known / unknown / low
-quality), the 5 landmarks, and a tag with name, similarity and track id.
+"""Drawing faces over the video with QPainter: box (colour by known / doubtful / unknown /
+low quality), the 5 landmarks, and a tag with name, similarity (known faces only) and track id.
 
 Drawn in widget coordinates, so lines and text stay crisp at any window size; the colours
 and categories are `app.render.Palette`'s, so the window and recorded videos agree.
@@ -12,7 +12,7 @@ import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt
 from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 
-from app.render import DEFAULT_PALETTE, KNOWN, LOW_QUALITY, Palette
+from app.render import DEFAULT_PALETTE, KNOWN, LOW_QUALITY, Palette, face_text
 from engines.faces import Faces
 
 LANDMARK_COLORS = (QColor(0, 200, 255), QColor(0, 200, 255), QColor(255, 220, 0), QColor(200, 0, 255),
@@ -44,17 +44,12 @@ def qcolor(bgr: tuple[int, int, int]) -> QColor:
 
 
 def face_label(faces: Faces, i: int, category: str) -> str:
-    """"Name 0.95 #3", "unknown 0.41 #7", "small"."""
+    """"Name 0.95 #3", "Name? #3" (doubtful), "unknown #7", "small"."""
     name = faces.names[i] if faces.names is not None else None
     small = faces.extra.get("small")
     if name is None and small is not None and bool(small[i]):
         return "small"
-    parts = [name if name is not None else ("low quality" if category == LOW_QUALITY else "unknown")]
-    if faces.similarities is not None and np.isfinite(faces.similarities[i]):
-        parts.append(f"{faces.similarities[i]:.2f}")
-    if faces.track_ids is not None and faces.track_ids[i] >= 0:
-        parts.append(f"#{int(faces.track_ids[i])}")
-    return " ".join(parts)
+    return face_text(faces, i, category)
 
 
 def face_categories(faces: Faces, palette: Palette) -> list[str]:

@@ -11,6 +11,7 @@ from app.paths import default_gallery_dir
 from app.recognition_defaults import default_threshold
 from app.settings import ENGINES, INPUT_SIZES, Settings
 from engines.backends.registry import backend_names
+from ui import folders
 
 
 class SettingsDialog(QDialog):
@@ -117,7 +118,8 @@ class SettingsDialog(QDialog):
             self.thresholdChanged.emit(None if checked else float(self.threshold.value()))
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Gallery folder", self.gallery.text() or "")
+        folder = QFileDialog.getExistingDirectory(self, "Gallery folder", self.gallery.text() or folders.start_in())
+        folders.remember(folder)
         if folder:
             self.gallery.setText(folder)
 

@@ -9,6 +9,7 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
 from app.cameras import CameraInfo
 from app.live import MAX_SOURCES
 from app.sources import FILE_SUFFIXES, SourceState
+from ui import folders
 
 STATE_MARK = {
     SourceState.IDLE: "○", SourceState.CONNECTING: "…", SourceState.LIVE: "●",
@@ -17,7 +18,10 @@ STATE_MARK = {
 
 
 class SourcePanel(QWidget):
-    """Emits `addRequested(spec, loop)`, `removeRequested(source_id)`, `selected(source_id)`."""
+    """Emits `addRequested(spec, loop)`, `removeRequested(source_id)`, `selected(source_id)`.
+
+    The list shows the window's `SourceSelection` (`select`); Remove acts on that selection,
+    never on whatever row Qt happens to hold current after the list was rebuilt."""
 
     addRequested = pyqtSignal(str, bool)
     removeRequested = pyqtSignal(str)
@@ -26,6 +30,7 @@ class SourcePanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.selected_id: str | None = None
         self.cameras = QComboBox(self)
         self.cameras.addItem("looking for cameras…")
         self.cameras.setEnabled(False)
@@ -93,7 +98,12 @@ class SourcePanel(QWidget):
 
     def _open_file(self) -> None:
         pattern = " ".join(f"*{s}" for s in FILE_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open video files", "", f"Videos ({pattern});;All files (*)")
+        if not self.open_file.isEnabled():
+            return  # the window is full (Ctrl+O does nothing then either)
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open video files", folders.start_in(),
+                                                f"Videos ({pattern});;All files (*)")
+        if paths:
+            folders.remember(paths[0])
         for path in paths:
             self.addRequested.emit(path, self.loop.isChecked())
 
@@ -104,9 +114,8 @@ class SourcePanel(QWidget):
             self.url.clear()
 
     def _remove(self) -> None:
-        item = self.list.currentItem()
-        if item is not None:
-            self.removeRequested.emit(item.data(Qt.UserRole))
+        if self.selected_id is not None:
+            self.removeRequested.emit(self.selected_id)
 
     def _current_changed(self, item, _previous) -> None:
         if item is not None:
@@ -115,7 +124,7 @@ class SourcePanel(QWidget):
     # -- the list --------------------------------------------------------------------------
     def set_sources(self, rows: list[tuple[str, str, SourceState, str]]) -> None:
         """(source_id, kind, state, message) per open source, in order."""
-        current = self.current_source()
+        current = self.selected_id
         ids = [r[0] for r in rows]
         existing = [self.list.item(i).data(Qt.UserRole) for i in range(self.list.count())]
         if ids != existing:
@@ -138,14 +147,18 @@ class SourcePanel(QWidget):
         for w in (self.add_camera, self.open_file, self.add_url):
             w.setEnabled(not full and (w is not self.add_camera or self.cameras.isEnabled()))
         self.count.setText(f"{len(rows)} of {MAX_SOURCES}")
+        self.remove.setEnabled(current is not None and current in ids)
 
     def current_source(self) -> str | None:
-        item = self.list.currentItem()
-        return item.data(Qt.UserRole) if item is not None else None
+        return self.selected_id
 
     def select(self, source_id: str) -> None:
+        """Show `source_id` ("" or None: nothing) as the selected row."""
+        self.selected_id = source_id or None
+        self.list.blockSignals(True)
+        self.list.setCurrentRow(-1)
         for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.UserRole) == source_id:
-                self.list.blockSignals(True)
+            if self.list.item(i).data(Qt.UserRole) == self.selected_id:
                 self.list.setCurrentRow(i)
-                self.list.blockSignals(False)
+        self.list.blockSignals(False)
+        self.remove.setEnabled(self.selected_id is not None)

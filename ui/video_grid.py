@@ -41,10 +41,12 @@ class VideoGrid(QWidget):
             self.current = None
             if self.views:
                 self.select(next(iter(self.views)))
+            else:
+                self.selected.emit("")
         self._relayout()
 
     def select(self, source_id: str) -> None:
-        if source_id not in self.views:
+        if source_id not in self.views or source_id == self.current:
             return
         self.current = source_id
         for sid, view in self.views.items():
