@@ -23,6 +23,7 @@ from app.gallery import Gallery, Matches
 from app.quality import assess
 from app.recognition_defaults import default_threshold
 from app.shot_change import ShotChangeConfig, ShotChangeDetector
+from app.recognition_defaults import chance_for_model
 from app.tracking import Track, Tracker, TrackerConfig, gate_for_threshold
 from app.types import Frame
 from app.voting import IdentityVote, VoteConfig
@@ -215,7 +216,7 @@ class Recognizer:
         if self._tuned_tracker:
             # re-identifying a face that jumped (no overlap) takes the confidence naming takes
             self.tracker_config.reid_similarity = max(0.75, self.threshold or 0.0)
-            self.tracker_config.embedding_gate = gate_for_threshold(self.threshold)
+            self.tracker_config.embedding_gate = gate_for_threshold(self.threshold, chance_for_model(self.model_id))
 
     def is_confident(self, similarity: float) -> bool:
         """A similarity that names a track from one frame: past the threshold by `confident`."""

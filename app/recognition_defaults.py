@@ -48,6 +48,9 @@ MODEL_ID_PREFIXES: tuple[tuple[str, str], ...] = (
     ("cascade-", "cascade"),
     ("uniface-", "uniface"),
 )
+# mean cosine of two different people (LFW pairs.txt), where measured: the tracker's embedding
+# gate lies half way from the threshold to it (`app.tracking.gate_for_threshold`)
+DIFFERENT_PEOPLE_MEAN: dict[str, float] = {"cascade": 0.082}
 FALLBACK_THRESHOLD = 0.93  # engines not in the table
 DEFAULT_MARGIN = 0.03  # best identity must beat the second best by this much
 
@@ -57,9 +60,19 @@ def default_threshold(engine: str | None) -> float:
     return DEFAULT_THRESHOLD.get(engine or "", FALLBACK_THRESHOLD)
 
 
-def threshold_for_model(model_id: str | None) -> float:
-    """The threshold of the engine that made `model_id`, else the fallback."""
+def engine_for_model(model_id: str | None) -> str | None:
+    """The engine that makes embeddings with this model id (None: unknown)."""
     for prefix, engine in MODEL_ID_PREFIXES:
         if (model_id or "").startswith(prefix):
-            return default_threshold(engine)
-    return FALLBACK_THRESHOLD
+            return engine
+    return None
+
+
+def threshold_for_model(model_id: str | None) -> float:
+    """The threshold of the engine that made `model_id`, else the fallback."""
+    return default_threshold(engine_for_model(model_id))
+
+
+def chance_for_model(model_id: str | None) -> float | None:
+    """The mean cosine of two different people for this model's engine, where measured."""
+    return DIFFERENT_PEOPLE_MEAN.get(engine_for_model(model_id) or "")

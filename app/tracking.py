@@ -232,15 +232,19 @@ class Tracker:
         return np.where(feasible, cost, _INFEASIBLE)
 
 
-def gate_for_threshold(threshold: float | None) -> float:
+def gate_for_threshold(threshold: float | None, chance: float | None = None) -> float:
     """The embedding gate that goes with a recognition threshold (cosine): half way from the
-    threshold towards chance, threshold - 0.5 (1 - threshold). The single-shot model (0.553)
-    gets 0.33: 99% of its same-track frame pairs on the sample clip are above 0.45, the two
-    people a cut joined there were 0.29 apart. The cascade (0.93) gets 0.895: dlib scores
-    different people ~0.85, its same-track pairs are above 0.90 in 99% of frames."""
+    threshold towards chance, the mean cosine of two different people (`chance`; when unknown,
+    2 threshold - 1, so the gate is threshold - 0.5 (1 - threshold)). The single-shot model
+    (0.553) gets 0.33: 99% of its same-track frame pairs on the sample clip are above 0.45, the
+    two people a cut joined there were 0.29 apart. mtcnn-dlib (0.93) gets 0.895: dlib scores
+    different people ~0.85, its same-track pairs are above 0.90 in 99% of frames. The cascade
+    (SFace, 0.34; different LFW people 0.082 on average) gets 0.21."""
     if threshold is None:
         return TrackerConfig().embedding_gate
-    return max(0.0, float(threshold) - 0.5 * (1.0 - float(threshold)))
+    threshold = float(threshold)
+    chance = 2 * threshold - 1 if chance is None else float(chance)
+    return max(0.0, threshold - 0.5 * (threshold - chance))
 
 
 def _centres(boxes: np.ndarray) -> np.ndarray:

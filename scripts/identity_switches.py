@@ -49,7 +49,7 @@ def detect_all(video: Path, engine_name: str, cache: Path):
     if engine_name == "uniface":
         engine = create_engine("uniface", "onnxruntime", "cpu", cache_dir=user_cache_dir())
     else:
-        engine = create_engine(engine_name, "dlib")
+        engine = create_engine(engine_name)
     times, faces, images = [], [], []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):

@@ -56,7 +56,7 @@ def engine(request):
     try:
         if request.param == "uniface":
             return create_engine("uniface", "onnxruntime", "cpu", cache_dir=user_cache_dir())
-        return create_engine("cascade", "dlib")
+        return create_engine("cascade")
     except (ImportError, EngineUnavailable) as exc:
         pytest.skip(f"{request.param}: {exc}")
 

@@ -176,3 +176,16 @@ def test_gate_follows_the_recognition_threshold():
 
     assert gate_for_threshold(0.553) == pytest.approx(0.3295)
     assert gate_for_threshold(0.93) == pytest.approx(0.895)
+
+
+def test_embedding_gate_per_engine():
+    """Half way from the threshold to the mean of different people: SFace's scale is not dlib's."""
+    from app.recognition_defaults import DEFAULT_THRESHOLD, chance_for_model
+    from app.tracking import gate_for_threshold
+    from engines.teachers import cascade, mtcnn_dlib
+
+    assert gate_for_threshold(DEFAULT_THRESHOLD["uniface"]) == pytest.approx(0.3295)
+    assert gate_for_threshold(DEFAULT_THRESHOLD["mtcnn-dlib"], chance_for_model(mtcnn_dlib.MODEL_ID)) == \
+        pytest.approx(0.895)
+    gate = gate_for_threshold(DEFAULT_THRESHOLD["cascade"], chance_for_model(cascade.MODEL_ID))
+    assert gate == pytest.approx(0.211) and 0.082 < gate < DEFAULT_THRESHOLD["cascade"]
