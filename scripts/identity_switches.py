@@ -1,6 +1,6 @@
 """Count identity switches of the recognizer on a clip with known shot cuts.
 
-    .venv/bin/python scripts/identity_switches.py [--engine uniface|cascade] [--video V]
+    .venv/bin/python scripts/identity_switches.py [--engine uniface|cascade|mtcnn-dlib] [--video V]
         [--cuts 20,82,211] [--enrol 100,180] [--cache DIR] [--json]
 
 The engine runs once over every frame (its faces are cached, so runs of the recognizer before
@@ -42,14 +42,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def detect_all(video: Path, engine_name: str, cache: Path):
-    """(frames' media times, Faces per frame, engine info), cached per video and engine."""
-    path = cache / f"{video.stem}.{engine_name}.faces.pkl"
-    if path.exists():
-        return pickle.loads(path.read_bytes())
+    """(frames' media times, Faces per frame, engine info), cached per video and model (an engine
+    whose model changed, e.g. the cascade from MTCNN + dlib to YuNet + SFace, is run again)."""
     if engine_name == "uniface":
         engine = create_engine("uniface", "onnxruntime", "cpu", cache_dir=user_cache_dir())
     else:
         engine = create_engine(engine_name)
+    path = cache / f"{video.stem}.{engine.info.model_id}.faces.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
     times, faces, images = [], [], []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
@@ -69,7 +70,7 @@ def images_of(video: Path) -> list[np.ndarray]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--engine", default="uniface", choices=["uniface", "cascade"])
+    p.add_argument("--engine", default="uniface", choices=["uniface", "cascade", "mtcnn-dlib"])
     p.add_argument("--video", type=Path, default=REPO / "docs/samples/hamilton_clip.mp4")
     p.add_argument("--cuts", default="20,82,211")
     p.add_argument("--enrol", default="100,180")
