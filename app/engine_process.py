@@ -1,10 +1,11 @@
 """A face engine in a child process, for engines whose native calls hold Python's GIL.
 
-dlib's calls (the cascade engine's embedder) keep the GIL for ~85 ms each, so while the
-cascade engine runs in a thread of the window's process, the GUI thread cannot run either
+dlib's calls (the mtcnn-dlib engine's embedder) keep the GIL for ~85 ms each, so while that
+engine runs in a thread of the window's process, the GUI thread cannot run either
 (measured: 183 ms gaps between GUI ticks). Run in a child process, the engine only costs
-the window the pickling of each frame (~1 ms for 640x360). ONNX Runtime and PyTorch release
-the GIL during inference and stay in-process.
+the window the pickling of each frame (~1 ms for 640x360). ONNX Runtime, PyTorch and OpenCV's DNN
+release the GIL during inference and stay in-process (the cascade, YuNet + SFace: 25-30 ms
+longest GUI gaps, `main.py screenshot --engine cascade --json`).
 """
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ TOP_K = 5000  # candidates kept before NMS (WIDER crowds need thousands at a low
 # with a face limit, this many candidates per face kept before NMS (at least MIN_TOP_K): NMS over
 # every anchor at threshold 0 costs as much as the network (1,464 boxes on the bench frame)
 TOP_K_PER_FACE, MIN_TOP_K = 8, 256
-# OpenCV asks for the input size up front; the detector pads it internally to multiples of 32.
+# images smaller than this on a side hold no face YuNet can find (its smallest anchors are ~10 px):
+# they get no detector call (OpenCV pads any other size to multiples of 32 itself)
 MIN_SIDE = 16
 
 
