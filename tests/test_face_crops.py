@@ -57,11 +57,15 @@ def test_mimic_faces_lists_only_faces_with_a_usable_teacher_embedding():
     two = ImageLabels(path="x.jpg", set_name="t", width=512, height=512,
                       boxes=np.array([[0, 0, 100, 100], [200, 200, 300, 300]], np.float32),
                       landmarks=np.zeros((2, 5, 2), np.float32), scores=np.array([0.99, 0.5], np.float32),
-                      embeddings=np.zeros((2, 128), np.float32))
+                      embeddings=np.ones((2, 128), np.float32))
     small = ImageLabels(path="y.jpg", set_name="t", width=512, height=512,
                         boxes=np.array([[0, 0, 20, 20]], np.float32), landmarks=np.zeros((1, 5, 2), np.float32),
-                        scores=np.array([0.99], np.float32), embeddings=np.zeros((1, 128), np.float32))
-    assert mimic_faces([two, small, _label()]).tolist() == [[0, 0], [2, 0]]
+                        scores=np.array([0.99], np.float32), embeddings=np.ones((1, 128), np.float32))
+    # a sure, large face the teacher gave no embedding (view labels store zeros then)
+    unembedded = ImageLabels(path="z.jpg", set_name="t", width=512, height=512,
+                             boxes=np.array([[0, 0, 100, 100]], np.float32), landmarks=np.zeros((1, 5, 2), np.float32),
+                             scores=np.array([0.99], np.float32), embeddings=np.zeros((1, 128), np.float32))
+    assert mimic_faces([two, small, _label(), unembedded]).tolist() == [[0, 0], [2, 0]]
 
 
 def test_crop_items_carry_the_face_its_teacher_target_and_positive_anchors():
