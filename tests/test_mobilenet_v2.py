@@ -88,3 +88,21 @@ def test_uniface_on_mobilenet_v2_starts_from_imagenet(weights):
     assert out.fr.shape == (1, 64, 32, 40)
     with pytest.raises(ValueError, match="mobilenet_v2"):
         init_from_imagenet(Uniface(get_config("tiny")), weights)
+
+
+def test_lite_backbone_takes_imagenet_from_features_4_behind_its_own_stem(weights):
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    model = Uniface(get_config("mnv2_lite_aligned"))
+    stem_before = {k: v.clone() for k, v in model.backbone.stem.state_dict().items()}
+    loaded = init_from_imagenet(model, weights)
+    names = list(model.backbone.mobilenet.state_dict())
+    assert loaded == len(names) and all(int(n.split(".")[1]) >= 4 for n in names)
+    assert all(torch.equal(stem_before[k], v) for k, v in model.backbone.stem.state_dict().items())
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    assert torch.equal(model.backbone.mobilenet.state_dict()["features.4.conv.0.0.weight"],
+                       state["features.4.conv.0.0.weight"])  # not rewritten: only features.0 sees pixels
+    out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
+    assert out.fr.shape == (1, 64, 32, 40) and out.logits.shape[-1] == 2

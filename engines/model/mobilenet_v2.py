@@ -47,24 +47,35 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2Features(nn.Module):
-    """`features.0` .. `features.{last}`; returns the maps at the requested strides."""
+    """`features.0` .. `features.{last}`; returns the maps at the requested strides.
 
-    def __init__(self, strides: tuple[int, ...] = (4, 8, 16, 32)):
+    first: the first block built; the blocks before it are left out (placeholders without
+    parameters keep torchvision's names), and the input is then what block `first` takes
+    (`first=4`: 24 channels at stride 4, from a cheaper stem of the caller's).
+    """
+
+    def __init__(self, strides: tuple[int, ...] = (4, 8, 16, 32), first: int = 0):
         super().__init__()
         if any(s not in STRIDE_OUTPUTS for s in strides):
             raise ValueError(f"MobileNetV2 gives strides {sorted(STRIDE_OUTPUTS)}, asked for {strides}")
         self.outputs = tuple(STRIDE_OUTPUTS[s] for s in strides)
+        if any(o < first for o in self.outputs):
+            raise ValueError(f"blocks from {first} on cannot give strides {strides}")
+        self.first = first
         layers: list[nn.Module] = [ConvBNReLU6(3, 32, 3, 2)]
         cin = 32
         for t, c, n, s in INVERTED_RESIDUAL_SETTINGS:
             for i in range(n):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
                 cin = c
+        layers[:first] = [nn.Identity() for _ in range(first)]
         self.features = nn.Sequential(*layers[: max(self.outputs) + 1])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
         for i, layer in enumerate(self.features):
+            if i < self.first:
+                continue
             x = layer(x)
             if i in self.outputs:
                 out.append(x)
@@ -118,7 +129,7 @@ def load_imagenet(features: MobileNetV2Features, path: Path | None = None, bgr_c
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong:
         raise ValueError(f"ImageNet weights do not fit: missing {missing[:3]}, wrong shapes {wrong[:3]}")
-    if bgr_centred:
+    if bgr_centred and "features.0.0.weight" in own:
         state = to_bgr_centred(state)
     features.load_state_dict({k: state[k] for k in own})
     return len(own)

@@ -49,6 +49,11 @@ class Backbone(nn.Module):
             self.mobilenet = MobileNetV2Features((4, 8, 16, 32))
             self.stem = nn.Identity()
             own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
+        elif cfg.backbone == "mobilenet_v2_lite":
+            self.mobilenet = MobileNetV2Features((8, 16, 32), first=4)
+            self.stem = nn.Sequential(ConvBNReLU(3, cfg.stem_channels, 3, 2),
+                                      SeparableConv(cfg.stem_channels, cfg.stages[0].channels, stride=2))
+            own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
         else:
             self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
             cin = cfg.stem_channels
@@ -62,7 +67,8 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.mobilenet is not None:
-            feats = self.mobilenet(x)
+            x = self.stem(x)  # the identity for "mobilenet_v2", the cheap stride-4 stem for "_lite"
+            feats = ([x] if self.mobilenet.first else []) + self.mobilenet(x)
             x = feats[-1]
         else:
             x = self.stem(x)
