@@ -106,3 +106,18 @@ def test_lite_backbone_takes_imagenet_from_features_4_behind_its_own_stem(weight
                        state["features.4.conv.0.0.weight"])  # not rewritten: only features.0 sees pixels
     out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
     assert out.fr.shape == (1, 64, 32, 40) and out.logits.shape[-1] == 2
+
+
+def test_slim_backbone_skips_only_residual_blocks(weights):
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    model = Uniface(get_config("mnv2_s8_slim_aligned"))
+    assert init_from_imagenet(model, weights) == len(model.backbone.mobilenet.state_dict())
+    kept = {int(n.split(".")[1]) for n in model.backbone.mobilenet.state_dict()}
+    assert kept == {7, 11, 14, 17}
+    out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
+    assert out.fr.shape == (1, 64, 32, 40)
+    with pytest.raises(ValueError, match="not a residual block"):
+        MobileNetV2Features((16,), first=7, skip=(11,))  # 11 changes the width: it must stay

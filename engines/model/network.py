@@ -46,13 +46,18 @@ class Backbone(nn.Module):
         own_specs = cfg.stages
         self.mobilenet: MobileNetV2Features | None = None
         if cfg.backbone == "mobilenet_v2":
-            self.mobilenet = MobileNetV2Features((4, 8, 16, 32))
-            self.stem = nn.Identity()
-            own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
-        elif cfg.backbone == "mobilenet_v2_lite":
-            self.mobilenet = MobileNetV2Features((8, 16, 32), first=4)
-            self.stem = nn.Sequential(ConvBNReLU(3, cfg.stem_channels, 3, 2),
-                                      SeparableConv(cfg.stem_channels, cfg.stages[0].channels, stride=2))
+            # own strides: 4 when MobileNetV2 starts at block 4, 4 and 8 when at block 7
+            own_strides = {0: 0, 4: 1, 7: 2}[cfg.mobilenet_first]
+            self.mobilenet = MobileNetV2Features((4, 8, 16, 32)[own_strides:], first=cfg.mobilenet_first,
+                                                 skip=cfg.mobilenet_skip)
+            stem: list[nn.Module] = []
+            if own_strides:
+                stem.append(ConvBNReLU(3, cfg.stem_channels, 3, 2))
+                cin = cfg.stem_channels
+                for spec in cfg.stages[:own_strides]:
+                    stem.append(SeparableConv(cin, spec.channels, stride=2))
+                    cin = spec.channels
+            self.stem = nn.ModuleList(stem)
             own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
         else:
             self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
@@ -67,8 +72,12 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.mobilenet is not None:
-            x = self.stem(x)  # the identity for "mobilenet_v2", the cheap stride-4 stem for "_lite"
-            feats = ([x] if self.mobilenet.first else []) + self.mobilenet(x)
+            feats = []
+            for i, layer in enumerate(self.stem):  # our own strides before MobileNetV2's first block
+                x = layer(x)
+                if i:
+                    feats.append(x)
+            feats += self.mobilenet(x)
             x = feats[-1]
         else:
             x = self.stem(x)
