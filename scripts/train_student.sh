@@ -14,4 +14,4 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
 exec nice -n 15 "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/mnv2_s8_slim" --config mnv2_s8_slim_aligned \
   --init imagenet --steps 100000 --batch 8 --canvas 320x320 --crop-batch 32 --crop-canvas 128 \
-  --lr 1e-3 --eval-every 500 --workers 1 "$@"
+  --lr 1e-3 --eval-every 200 --workers 1 "$@"
