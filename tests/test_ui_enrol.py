@@ -6,15 +6,11 @@ from PyQt5.QtCore import Qt
 
 from app.gallery import Gallery, NewSample
 from app.sources import SyntheticSource
-from tests.ui_support import SYNTHETIC, open_window, unit, view_of, wait_frames, wait_threads_gone
+from tests.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
+    SYNTHETIC, no_threads_left_behind, open_window, unit, view_of, wait_frames)
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    yield
-    assert wait_threads_gone() == []
 
 
 def _tracked(view):

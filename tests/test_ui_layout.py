@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 from PyQt5.QtCore import QPoint
 
-from tests.ui_support import SYNTHETIC, open_window, view_of, wait_frames, wait_threads_gone
+from tests.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
+    SYNTHETIC, no_threads_left_behind, open_window, view_of, wait_frames)
 
 SAMPLE_VIDEO = Path(__file__).resolve().parents[1] / "docs" / "samples" / "hamilton_clip.mp4"
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    yield
-    assert wait_threads_gone() == []
 
 
 def test_banner_floats_and_the_window_is_usable_at_1024_by_600(qtbot, tmp_path):

@@ -9,16 +9,12 @@ from PyQt5.QtCore import QPoint, Qt
 from PyQt5.QtGui import QKeySequence
 
 from app.playback import PlayableFile
-from tests.ui_support import SYNTHETIC, open_window, view_of, wait_frames, wait_threads_gone
+from tests.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
+    SYNTHETIC, no_threads_left_behind, open_window, view_of, wait_frames)
 
 SAMPLE_VIDEO = Path(__file__).resolve().parents[1] / "docs" / "samples" / "hamilton_clip.mp4"
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    yield
-    assert wait_threads_gone() == []
 
 
 def _row_of(panel, source_id):

@@ -3,15 +3,10 @@ import pytest
 
 from app.sources import SourceState
 from tests.fakes import flaky_source
-from tests.ui_support import open_window, view_of, wait_frames, wait_threads_gone
+from tests.ui_support import no_threads_left_behind, open_window, view_of, wait_frames  # noqa: F401  (no_threads_left_behind: an autouse fixture)
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    yield
-    assert wait_threads_gone() == []
 
 
 def test_a_failing_source_shows_reconnecting_and_recovers(qtbot, tmp_path):

@@ -9,15 +9,11 @@ from PyQt5.QtCore import Qt
 
 from app.paths import SAMPLE_VIDEO
 from tests.fakes import FakeEngine, probe
-from tests.ui_support import SYNTHETIC, open_window, unisight_threads, view_of, wait_frames, wait_threads_gone
+from tests.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
+    SYNTHETIC, no_threads_left_behind, open_window, unisight_threads, view_of, wait_frames)
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind():
-    yield
-    assert wait_threads_gone() == []
 
 
 def _rgb(image, x, y):

@@ -6,6 +6,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from app.settings import Settings
 from tests.fakes import FakeEngine
@@ -51,3 +52,10 @@ def wait_frames(qtbot, view, n: int = 3, timeout: int = 10000) -> None:
 def unit(v) -> np.ndarray:
     v = np.asarray(v, np.float32)
     return v / np.linalg.norm(v)
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_behind():
+    """Every window test ends with no Unisight thread left running (import it into the test module)."""
+    yield
+    assert wait_threads_gone() == []
