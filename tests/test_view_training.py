@@ -3,6 +3,7 @@ embedded, a bf16 step learns, and a stopped run resumes on the same schedule."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import cv2
 import numpy as np
@@ -98,7 +99,7 @@ def test_one_bf16_step_reduces_the_loss(view_cache):
 
     def loss():
         gen = torch.Generator().manual_seed(0)
-        losses, student, target, _ = _batch_losses(model, batch, torch.device("cpu"), 0.0, gen, mean, bf16=True)
+        losses, student, target, _, _ = _batch_losses(model, batch, torch.device("cpu"), 0.0, gen, mean, bf16=True)
         assert student.dtype == torch.float32  # losses are taken in float32 whatever the autocast
         return losses["cls"] + losses["box"] + losses["landmarks"] + 4 * mimic_loss(student, target)
 
@@ -126,3 +127,26 @@ def test_a_stopped_run_resumes_on_the_same_schedule(view_cache, tmp_path):
         if "lr" in r:
             assert r["lr"] == pytest.approx(_lr(r["step"], whole), abs=1e-6)
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
+
+
+def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(view_cache, tmp_path):
+    """--stop-at cuts a slice of a long run (the A/B arms): the schedule is the long one, the
+    checkpoint carries the hint regressor, and the run resumes only with the hint loss on."""
+    from engines.train.loop import _lr, train
+    from engines.train.losses import LossWeights
+
+    out = tmp_path / "hint"
+    hinted = dict(config="tiny_deep", steps=50, stop_at=2, weights={**asdict(LossWeights()), "hint": 1.0})
+    first = train(_settings(view_cache, out, **hinted))
+    assert first["step"] == 2
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    assert ckpt["hint_regressor"]["weight"].shape == (1024, 24, 1, 1)
+    lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    trained = [r for r in lines if "lr" in r]
+    assert all(r["hint"] > 0 for r in trained)
+    assert trained[-1]["lr"] == pytest.approx(_lr(2, _settings(view_cache, out, **hinted)), abs=1e-6)
+    with pytest.raises(ValueError, match="hint loss on"):
+        train(_settings(view_cache, out, config="tiny_deep", steps=50, stop_at=3))
+    assert train(_settings(view_cache, out, **{**hinted, "stop_at": 3}))["step"] == 3
+    with pytest.raises(ValueError, match="deep face branch"):
+        train(_settings(view_cache, tmp_path / "plain", weights={**asdict(LossWeights()), "hint": 1.0}))

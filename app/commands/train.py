@@ -75,6 +75,13 @@ def register(sub) -> None:
     p.add_argument("--residual-lr-scale", type=float, default=1.0,
                    help="learning-rate multiplier for the residual blocks a deeper configuration adds to "
                         "landmark attention (wide_aligned_deep), which start as the identity (1)")
+    p.add_argument("--hint-weight", type=float, default=0.0,
+                   help="weight of the dense hint: a deep face branch's last map (config mnv2_s8_deep) taught "
+                        "SFace's last 7x7 map of the same view, on the view stream (--labels VIEWCACHE, "
+                        "--crop-batch > 0); 0: off (0)")
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="stop at this step (with a checkpoint) without changing the --steps schedule: a "
+                        "slice of a long run, e.g. one arm of an A/B; 0: run to --steps (0)")
     p.add_argument("--freeze-detector", action="store_true",
                    help="train only the top-down pathway and landmark attention (the embeddings): the "
                         "backbone and detection heads stay exactly as --init gave them, so detection does too")
@@ -119,8 +126,10 @@ def run(args) -> int:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
         raise UserError("--turn-degrees must be between 0 and 90")
-    if args.identity_weight < 0:
-        raise UserError("--identity-weight must be >= 0")
+    if args.identity_weight < 0 or args.hint_weight < 0:
+        raise UserError("--identity-weight and --hint-weight must be >= 0")
+    if args.stop_at < 0:
+        raise UserError("--stop-at must be >= 0")
     if not 0 <= args.identity_margin < 1:
         raise UserError("--identity-margin must be in [0, 1)")
     if args.identity_scale <= 0:
@@ -137,7 +146,7 @@ def run(args) -> int:
     if args.identity_weight > 0 and not identities.is_file():
         raise UserError(f"--identities: {identities} not found (the identity loss needs CelebA's "
                         "identity_all.txt)")
-    weights = LossWeights(relation=args.relation_weight, identity=args.identity_weight,
+    weights = LossWeights(relation=args.relation_weight, identity=args.identity_weight, hint=args.hint_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
     settings = TrainSettings(
@@ -151,7 +160,7 @@ def run(args) -> int:
         dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
-        residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector,
+        residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
     )
     try:
         result = train(settings)

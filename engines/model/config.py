@@ -65,6 +65,11 @@ class UnifaceConfig:
     # come from a cheap stem of our own (conv at stride 2, then a separable conv per stride)
     mobilenet_first: int = 0
     mobilenet_skip: tuple[int, ...] = ()  # residual MobileNetV2 blocks left out (cost)
+    # "region": the face branch is two conv-ReLU-pool stages flattened to 512-D (Uniface);
+    # "deep": `engines.model.face_branch.DeepFaceBranch`, a recognition network of its own
+    # (face_branch: its two stages' channels, deep_blocks: residual blocks after each)
+    face_branch_kind: str = "region"
+    deep_blocks: tuple[int, int] = (2, 1)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -78,8 +83,10 @@ class UnifaceConfig:
         cell = 4 * self.branch_pool
         if self.face_roi % cell or self.landmark_roi % cell:
             raise ValueError(f"{self.name}: ROI sizes {self.face_roi}/{self.landmark_roi} must be multiples of {cell}")
-        face_dim = self.face_branch[1] * (self.face_roi // cell) ** 2
+        face_dim = self.face_branch[1] * (self.face_roi // cell) ** 2 if self.face_branch_kind == "region" else 512
         lmk_dim = self.landmark_branch[1] * (self.landmark_roi // cell) ** 2
+        if self.face_branch_kind not in ("region", "deep"):
+            raise ValueError(f"{self.name}: unknown face branch kind {self.face_branch_kind!r}")
         if face_dim != 512 or lmk_dim != 128:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
         if self.face_template is not None and len(self.face_template) != 5:
@@ -204,8 +211,18 @@ MNV2_S8_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_s8_aligned", mobi
 # width stays, ImageNet weights and all.
 MNV2_S8_SLIM_ALIGNED = dataclasses.replace(MNV2_S8_ALIGNED, name="mnv2_s8_slim_aligned",
                                            mobilenet_skip=(8, 9, 10, 12, 13, 15, 16))
+# ArcFace's 112 px chip template in chip units: a face frame fitted to it is the region SFace
+# sees, so a branch sampling it sees the teacher's view, cell for cell
+ARCFACE_FRAME = ((0.3419, 0.4616), (0.6565, 0.4598), (0.5002, 0.6405), (0.3710, 0.8247), (0.6315, 0.8233))
+# MNV2_S8_SLIM_ALIGNED with the face branch a recognition network of its own (`face_branch`),
+# sampling the ArcFace chip's region of F_r at 28 x 28 (stride 4: a 112 px face cell for cell)
+# down to a 7 x 7 x 192 map, the one SFace's 7 x 7 x 1024 map teaches through hints.
+MNV2_S8_DEEP = dataclasses.replace(MNV2_S8_SLIM_ALIGNED, name="mnv2_s8_deep", face_template=ARCFACE_FRAME,
+                                   face_aspect=1.0, face_roi=28, face_branch=(96, 192), face_branch_kind="deep")
+TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FRAME, face_roi=16, face_branch=(16, 24),
+                                face_branch_kind="deep", deep_blocks=(1, 1))
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
-                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, TINY)}
+                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, TINY, TINY_DEEP)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

@@ -16,6 +16,7 @@ from torch import nn
 from engines.model.alignment import fit_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
+from engines.model.face_branch import DeepFaceBranch
 from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
 from engines.model.mobilenet_v2 import MobileNetV2Features
 from engines.model.nms import cluster_nms
@@ -144,7 +145,9 @@ class LandmarkAttention(nn.Module):
     def __init__(self, cfg: UnifaceConfig):
         super().__init__()
         self.cfg = cfg
-        self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals)
+        self.face = (DeepFaceBranch(cfg.fr_channels, cfg.face_branch, cfg.deep_blocks, cfg.face_roi)
+                     if cfg.face_branch_kind == "deep"
+                     else RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals))
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool,
                                                 cfg.branch_residuals) for _ in range(4))
         self.mix = ResidualMLP(512 + 4 * 128, cfg.embedding_hidden) if cfg.embedding_hidden else nn.Identity()
@@ -168,8 +171,9 @@ class LandmarkAttention(nn.Module):
         half = half[:, None, None]
         return torch.cat([centres - half, centres + half], dim=-1)
 
-    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index) -> torch.Tensor:
-        """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels."""
+    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index, with_map: bool = False):
+        """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels;
+        with_map: also the deep face branch's last feature map (hint training), else None."""
         cfg = self.cfg
         r = boxes.shape[0]
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
@@ -183,8 +187,14 @@ class LandmarkAttention(nn.Module):
                                  cfg.face_roi, stride=4)
             parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
         parts = parts.reshape(r, 4, *parts.shape[1:])
-        feats = [self.face(face)] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
-        return F.normalize(self.project(self.mix(torch.cat(feats, dim=1))), dim=1)
+        face_map = None
+        if isinstance(self.face, DeepFaceBranch):
+            face_feat, face_map = self.face(face)
+        else:
+            face_feat = self.face(face)
+        feats = [face_feat] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
+        emb = F.normalize(self.project(self.mix(torch.cat(feats, dim=1))), dim=1)
+        return (emb, face_map) if with_map else emb
 
     def aligned_parts(self, fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index) -> torch.Tensor:
         """The 4 landmark regions of each face, turned with its fitted frame -> (R*4, C, s, s)."""
@@ -227,9 +237,10 @@ class Uniface(nn.Module):
         p = torch.cat(preds, dim=1)
         return HeadOutputs(p[..., :2], p[..., 2:6], p[..., 6:], torch.cat(anchors, 0).to(x.device), fr)
 
-    def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index) -> torch.Tensor:
-        """Embeddings for given faces (e.g. teacher boxes and landmarks during training)."""
-        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index)
+    def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index, with_map: bool = False):
+        """Embeddings for given faces (e.g. teacher boxes and landmarks during training); with_map:
+        (embeddings, the deep face branch's last map or None)."""
+        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map)
 
     def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
         """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""

@@ -22,6 +22,7 @@ from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
+from engines.train.hints import HintTeacher, teacher_chips
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
@@ -79,6 +80,7 @@ class TrainSettings:
     freeze_detector: bool = False
     # bfloat16 autocast and channels-last tensors on the CPU (MODEL.md: 2x on this CPU); no effect on CUDA
     bf16: bool = False
+    stop_at: int = 0  # stop (with a checkpoint) at this step, the schedule still that of `steps`; 0: at `steps`
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -130,9 +132,9 @@ def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
 
 
 def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
-                  teacher_mean: torch.Tensor, bf16: bool = False):
+                  teacher_mean: torch.Tensor, bf16: bool = False, with_map: bool = False):
     """Detection losses of one batch, and its mimicked faces' student and (centred) teacher
-    embeddings and identity classes (-1: none)."""
+    embeddings, identity classes (-1: none) and (with_map) deep face-branch maps, else None."""
     images = batch["images"].to(device, non_blocking=True)
     x = model.normalise(images)
     if bf16:
@@ -143,13 +145,17 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
                               batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
     boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], jitter, gen)
     target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
+    face_map = None
     if len(boxes):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device))
+            student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device),
+                                  with_map=with_map)
+        if with_map:
+            student, face_map = student
         student = student.float()
     else:  # keeps F_r in the graph so every parameter gets a (zero) gradient
         student = (heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0).float()
-    return losses, student, target, batch["mimic_identities"].to(device)
+    return losses, student, target, batch["mimic_identities"].to(device), face_map
 
 
 def teacher_centre(labels) -> np.ndarray:
@@ -286,6 +292,16 @@ def train(s: TrainSettings) -> dict:
         groups.append({"params": [head], "weight_decay": 0.0})  # rows are normalised: decay would only shrink them
         log.info("identity loss: weight %g, %d classes (%d with one face) over %d training faces, CosFace s=%g m=%g",
                  lw.identity, table.classes, table.single_classes, table.faces, s.identity_scale, s.identity_margin)
+    hints = None
+    if lw.hint > 0:
+        if cfg.face_branch_kind != "deep" or not views or s.crop_batch == 0:
+            raise ValueError("the hint loss needs a deep face branch (e.g. config mnv2_s8_deep) and the view "
+                             "stream (a label-views cache and a crop batch > 0)")
+        # training-only, like the identity head: SFace and the regressor stay out of the network
+        hints = HintTeacher(model.attention.face.map_channels).to(device)
+        groups.append({"params": list(hints.regressor.parameters()), "weight_decay": 0.0})
+        log.info("hint loss: weight %g, the face branch's %d-channel map taught SFace's %s",
+                 lw.hint, hints.regressor.in_channels, hints.tap)
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     if last.exists():
@@ -299,6 +315,11 @@ def train(s: TrainSettings) -> dict:
                 raise ValueError(f"{last} has another identity table (file, sets or --identity-min-images "
                                  "changed): resume it with the same, or use another --out")
             head.data.copy_(ckpt["identity_head"])
+        if (hints is None) != ("hint_regressor" not in ckpt):
+            raise ValueError(f"{last} was trained with the hint loss {'on' if hints is None else 'off'}: "
+                             "resume it the same way, or use another --out")
+        if hints is not None:
+            hints.regressor.load_state_dict(ckpt["hint_regressor"])
         opt.load_state_dict(ckpt["optimizer"])
         for g, fresh in zip(opt.param_groups, groups):  # this run's scale, not the saved one
             g["lr_scale"] = fresh.get("lr_scale", 1.0)
@@ -346,22 +367,27 @@ def train(s: TrainSettings) -> dict:
         model.to(memory_format=torch.channels_last)
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
-    while step < s.steps:
+    end = min(s.steps, s.stop_at) if s.stop_at else s.steps
+    while step < end:
         dataset.epoch = step // max(1, len(dataset) // s.batch)
         loader = DataLoader(dataset, batch_size=s.batch, shuffle=True, num_workers=s.workers,
                             collate_fn=collate, drop_last=True, persistent_workers=False,
                             generator=torch.Generator().manual_seed(s.seed + dataset.epoch))
         training_mode(model, s.freeze_detector)
         for batch in loader:
-            if step >= s.steps:
+            if step >= end:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s) * g.get("lr_scale", 1.0)
-            losses, student, target, classes = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16)
+            losses, student, target, classes, _ = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16)
             if crops is not None:
-                crop_losses, crop_student, crop_target, crop_classes = _batch_losses(
-                    model, next(crop_batches), device, s.jitter, gen, teacher_mean, bf16)
+                crop_batch = next(crop_batches)
+                crop_losses, crop_student, crop_target, crop_classes, crop_map = _batch_losses(
+                    model, crop_batch, device, s.jitter, gen, teacher_mean, bf16, with_map=hints is not None)
                 losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
+                if hints is not None:  # the teacher's chips: the view on its own (unjittered) landmarks
+                    chips = teacher_chips(crop_batch["images"], crop_batch["mimic_landmarks"], crop_batch["mimic_index"])
+                    losses["hint"] = hints.loss(crop_map, hints.targets(chips))
                 student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
                 classes = torch.cat([classes, crop_classes])
             losses["mimic"] = mimic_loss(student, target)
@@ -373,6 +399,8 @@ def train(s: TrainSettings) -> dict:
             if bank is not None:
                 losses["relation"] = relation_loss(student, target, bank, s.relation_temp)
                 total = total + lw.relation * losses["relation"]
+            if hints is not None:
+                total = total + lw.hint * losses["hint"]
             if head is not None:
                 losses["identity"] = identity_loss(student, classes, head, s.identity_scale, s.identity_margin)
                 total = total + lw.identity * losses["identity"]
@@ -393,7 +421,7 @@ def train(s: TrainSettings) -> dict:
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))
-            if step % s.eval_every == 0 or step == s.steps:
+            if step % s.eval_every == 0 or step == end:
                 result = validate(model, val_labels, device=device, teacher_mean=teacher_mean.numpy(), bank=bank_np)
                 score = checkpoint_score(result)
                 rec = {"step": step, "val": result.as_dict()}
@@ -405,6 +433,8 @@ def train(s: TrainSettings) -> dict:
                            "val": result.as_dict(), "settings": asdict(s)}
                 if head is not None:  # training-only: publish_weights takes the state dict alone
                     payload.update(identity_head=head.detach().cpu().clone(), identity_names=table.names)
+                if hints is not None:
+                    payload["hint_regressor"] = hints.regressor.state_dict()
                 if score > best:
                     best = score
                     _save(out / "best.pt", payload)

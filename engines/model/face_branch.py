@@ -1,0 +1,38 @@
+"""The face region's own recognition network, for configurations with `face_branch_kind="deep"`.
+
+Uniface's face branch is two conv-ReLU-pool stages over the pooled region. The seed paper
+("End-to-end spatial transform face detection and recognition") measured that a network which
+shares only the early stages with the detector and keeps a real recognition network on the
+aligned region features recognises better than one sharing less or more. This branch is that
+network at a size a CPU can run per face: the aligned region (ArcFace's chip geometry, sampled
+at `face_roi`) goes through two separable stages with residual blocks down to a 7 x 7 map (the
+map that hints from SFace's last convolution teach, `engines.train.hints`), then a global
+depthwise convolution (MobileFaceNet's GDC: every cell keeps its own weight, where an average
+pool would blur where on the face a feature is) and a linear layer to the 512-D face feature.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from engines.model.layers import ResidualSeparable, SeparableConv
+
+FACE_FEATURES = 512  # as the two-stage branch's flattened face feature: the projection is unchanged
+
+
+class DeepFaceBranch(nn.Module):
+    """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and the (R, c2, roi/4, roi/4) map."""
+
+    def __init__(self, cin: int, channels: tuple[int, int], blocks: tuple[int, int], roi: int):
+        super().__init__()
+        c1, c2 = channels
+        self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2), *(ResidualSeparable(c1) for _ in range(blocks[0])))
+        self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2), *(ResidualSeparable(c2) for _ in range(blocks[1])))
+        side = roi // 4
+        self.gdc = nn.Sequential(nn.Conv2d(c2, c2, side, groups=c2, bias=False), nn.BatchNorm2d(c2))
+        self.out = nn.Linear(c2, FACE_FEATURES)
+        self.map_channels = c2
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self.stage2(self.stage1(x))
+        return self.out(self.gdc(fmap).flatten(1)), fmap

@@ -1,0 +1,123 @@
+"""SFace in PyTorch, built from the shipped ONNX file: the teacher whose inner maps are hint targets.
+
+ONNX Runtime gives SFace's embedding; training also wants what it computes on the way (FitNets
+hints: Romero et al. 2015; ShrinkTeaNet), on the very view the student sees, and in the same
+process as the student. So its graph is read once, its block-quantised int8 weights are
+dequantised, and it runs as a plain module: 14 conv-BN-PReLU units (a MobileNetV1 at 112 px,
+stride 1 first), then BN, a 50,176 -> 128 linear layer and BN. `taps` names the units whose
+output the forward also returns (`conv_12`: 512 x 14 x 14, `conv_14`: 1024 x 7 x 7).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.teachers.locate import SFACE_FILE, opencv_zoo_model
+
+PIXEL_MEAN, PIXEL_SCALE = 127.5, 0.0078125  # the graph's own Sub and Mul on RGB 0-255 input
+TAP_SHAPES = {"conv_12": (512, 14, 14), "conv_13": (1024, 7, 7), "conv_14": (1024, 7, 7)}
+
+
+def _dequantise(q: np.ndarray, scales: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """DequantizeLinear with blocks of `block` values along `axis` sharing one scale and zero point."""
+    reps = lambda a: np.repeat(a, block, axis=axis).take(np.arange(q.shape[axis]), axis=axis)  # noqa: E731
+    return ((q.astype(np.float32) - reps(zero).astype(np.float32)) * reps(scales)).astype(np.float32)
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """Every float tensor the graph computes from constants alone: its initialisers, with each
+    quantised weight replaced by its dequantised and reshaped value under the node's output name."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "DequantizeLinear":
+            q, scales, zero = (values[name] for name in node.input)
+            values[node.output[0]] = _dequantise(q, scales, zero, attrs.get("axis", 1), attrs.get("block_size", 0) or q.shape[0])
+        elif node.op_type == "Reshape" and all(name in values for name in node.input):
+            values[node.output[0]] = values[node.input[0]].reshape(values[node.input[1]])
+    return values
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """One conv-BN-PReLU unit of the graph."""
+
+    name: str  # e.g. "conv_3" or "conv_3_dw"
+    stride: int
+    groups: int
+
+
+class SFaceTeacher(nn.Module):
+    """SFace as a frozen torch module: RGB chips (N, 3, 112, 112), 0-255 -> unit embeddings and taps."""
+
+    def __init__(self, path: Path | None = None, taps: tuple[str, ...] = ()):
+        super().__init__()
+        import onnx
+
+        path = path or opencv_zoo_model(SFACE_FILE)
+        graph = onnx.load(str(path)).graph
+        values = read_weights(path)
+        eps = {node.name: onnx.helper.get_attribute_value(a) for node in graph.node
+               if node.op_type == "BatchNormalization" for a in node.attribute if a.name == "epsilon"}
+        self.units = nn.ModuleList()
+        self.names: list[str] = []
+        for node in graph.node:
+            if node.op_type != "Conv":
+                continue
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            weight = torch.from_numpy(values[node.input[1]])
+            name = node.name.removesuffix("_conv2d")
+            conv = nn.Conv2d(weight.shape[1] * attrs["group"], weight.shape[0], weight.shape[2],
+                             stride=attrs["strides"][0], padding=attrs["pads"][0], groups=attrs["group"], bias=False)
+            conv.weight.data.copy_(weight)
+            bn = self._batchnorm(nn.BatchNorm2d, values, f"{name}_batchnorm", eps)
+            prelu = nn.PReLU(weight.shape[0])
+            prelu.weight.data.copy_(torch.from_numpy(values[f"{name}_relu_gamma"].reshape(-1)))
+            self.units.append(nn.Sequential(conv, bn, prelu))
+            self.names.append(name)
+        unknown = set(taps) - set(self.names)
+        if unknown:
+            raise ValueError(f"SFace has no unit {sorted(unknown)}; units: {', '.join(self.names)}")
+        self.taps = tuple(taps)
+        self.bn1 = self._batchnorm(nn.BatchNorm2d, values, "bn1", eps)
+        fc_weight = torch.from_numpy(values["pre_fc1_weight_dequantized"])
+        self.fc = nn.Linear(fc_weight.shape[1], fc_weight.shape[0])
+        self.fc.weight.data.copy_(fc_weight)
+        self.fc.bias.data.copy_(torch.from_numpy(values["pre_fc1_bias_dequantized"]))
+        self.fc_bn = self._batchnorm(nn.BatchNorm1d, values, "fc1", eps)
+        self.eval()
+        self.requires_grad_(False)
+
+    @staticmethod
+    def _batchnorm(kind, values: dict, prefix: str, eps: dict[str, float]) -> nn.Module:
+        """A batch norm with the graph's statistics and epsilon (ONNX's default 1e-5 where unset)."""
+        gamma = torch.from_numpy(values[f"{prefix}_gamma"])
+        bn = kind(gamma.shape[0], eps=float(eps.get(prefix, 1e-5)))
+        bn.weight.data.copy_(gamma)
+        bn.bias.data.copy_(torch.from_numpy(values[f"{prefix}_beta"]))
+        bn.running_mean.copy_(torch.from_numpy(values[f"{prefix}_moving_mean"]))
+        bn.running_var.copy_(torch.from_numpy(values[f"{prefix}_moving_var"]))
+        return bn
+
+    def train(self, mode: bool = True) -> "SFaceTeacher":
+        return super().train(False)  # a teacher: its batch norms always use the stored statistics
+
+    def forward(self, chips: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(unit embeddings (N, 128), {tap name: feature map}) for RGB chips (N, 3, 112, 112) in 0-255."""
+        x = (chips - PIXEL_MEAN) * PIXEL_SCALE
+        taps: dict[str, torch.Tensor] = {}
+        for name, unit in zip(self.names, self.units):
+            x = unit(x)
+            if name in self.taps:
+                taps[name] = x
+        emb = self.fc_bn(self.fc(self.bn1(x).flatten(1)))
+        return F.normalize(emb, dim=1), taps

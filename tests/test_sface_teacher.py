@@ -1,0 +1,111 @@
+"""SFace in PyTorch equals SFace in ONNX Runtime; its chips are the cascade's; dense hints teach
+the deep face branch; a deep-branch network exports to one ONNX graph that ONNX Runtime runs alike."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engines.model.config import TINY_DEEP
+from engines.model.network import Uniface
+from tests.conftest import REPO
+
+ASTRONAUT = REPO / "docs" / "samples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def astronaut_chips(cascade):
+    """The astronaut's aligned chip and its mirror image (2, 112, 112, 3) RGB uint8, with landmarks."""
+    image = cv2.imread(str(ASTRONAUT))
+    both = np.concatenate([image, cv2.flip(image, 1)], axis=1)
+    landmarks = cascade.detector.detect(both).landmarks
+    chips, ok = cascade.embedder.chips(both, landmarks)
+    assert ok.all() and len(chips) == 2
+    return both, landmarks, chips
+
+
+def test_torch_sface_equals_onnxruntime_and_taps_its_maps(cascade, astronaut_chips):
+    from engines.train.sface_teacher import TAP_SHAPES, SFaceTeacher
+
+    _, _, chips = astronaut_chips
+    teacher = SFaceTeacher(taps=("conv_12", "conv_14"))
+    with torch.no_grad():
+        emb, taps = teacher(torch.from_numpy(chips).permute(0, 3, 1, 2).float())
+    reference = cascade.embedder.embed_chips(chips)
+    assert np.allclose((emb.numpy() * reference).sum(1), 1.0, atol=1e-5)
+    assert emb.numpy()[0] @ emb.numpy()[1] < 0.99  # two different chips, not one constant output
+    for name, shape in (("conv_12", TAP_SHAPES["conv_12"]), ("conv_14", TAP_SHAPES["conv_14"])):
+        assert taps[name].shape == (2, *shape)
+    teacher.train()
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ValueError, match="no unit"):
+        SFaceTeacher(taps=("conv_99",))
+
+
+def test_teacher_chips_are_the_cascades_chips(astronaut_chips):
+    from engines.train.hints import teacher_chips
+
+    image, landmarks, chips = astronaut_chips
+    images = torch.from_numpy(np.stack([image, image]))
+    got = teacher_chips(images, torch.from_numpy(np.asarray(landmarks, np.float32)), torch.tensor([1, 0]))
+    np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy().astype(np.uint8), chips)
+    assert teacher_chips(images, torch.zeros(0, 5, 2), torch.zeros(0, dtype=torch.long)).shape == (0, 3, 112, 112)
+
+
+def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
+    """A few steps on the hint alone bring the face branch's regressed map towards SFace's, and
+    the gradient reaches the branch and F_r's top-down pathway, not only the regressor."""
+    from engines.train.hints import HintTeacher, teacher_chips
+
+    image, landmarks, _ = astronaut_chips
+    torch.manual_seed(0)
+    model = Uniface(TINY_DEEP).train()
+    hints = HintTeacher(model.attention.face.map_channels)
+    scale = 160 / image.shape[1]
+    small = cv2.resize(image, (160, round(image.shape[0] * scale)))
+    small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+    images = torch.from_numpy(np.stack([small, small]))
+    lmk = torch.from_numpy(np.asarray(landmarks, np.float32) * scale)
+    index = torch.tensor([0, 1])
+    target = hints.targets(teacher_chips(images, lmk, index))
+    assert target.shape == (2, 1024, 7, 7)
+    boxes = torch.cat([lmk.min(1).values - 10, lmk.max(1).values + 10], dim=1)
+    opt = torch.optim.Adam([*model.parameters(), *hints.regressor.parameters()], lr=3e-3)
+
+    def loss():
+        fr = model.forward_heads(model.normalise(images)).fr
+        _, face_map = model.embed(fr, boxes, lmk, index, with_map=True)
+        assert face_map.shape == (2, 24, 4, 4)  # resized to the teacher's 7 x 7 grid by the loss
+        return hints.loss(face_map, target)
+
+    before = loss()
+    before.backward()
+    assert model.attention.face.stage1[0][1][0].weight.grad.abs().sum() > 0
+    assert model.topdown.out[1][0].weight.grad.abs().sum() > 0
+    for _ in range(15):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert float(loss().detach()) < 0.9 * float(before.detach())
+
+
+def test_a_deep_branch_network_exports_and_runs_alike(tmp_path):
+    import onnxruntime as ort
+
+    from engines.model.export import export_onnx
+    from engines.model.weights import load_model
+
+    path = export_onnx(TINY_DEEP.name, None, tmp_path / "deep.onnx")
+    model, _ = load_model(TINY_DEEP.name, None)  # the seeded random weights the export used
+    w, h = TINY_DEEP.input_size
+    images = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    threshold, limit = torch.tensor([-1.0]), torch.tensor([4], dtype=torch.int32)
+    with torch.inference_mode():
+        expected = model(images, threshold, limit)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": images.numpy(), "score_threshold": threshold.numpy(),
+                             "max_faces": limit.numpy()})
+    assert int(got[4][0]) == 4
+    np.testing.assert_allclose(got[3][0, :4], expected[3][0, :4].numpy(), atol=1e-4)
+    np.testing.assert_allclose(got[0][0, :4], expected[0][0, :4].numpy(), atol=1e-3)
