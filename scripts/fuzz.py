@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/fuzz.py [--target all|image|video|import|settings] [--seconds 60] [--json]
 
-Each target (tests/fuzz_targets.py) must end every input in a result or a one-line error;
+Each target (tests/support/fuzz_targets.py) must end every input in a result or a one-line error;
 `import` also checks that the gallery still recognises afterwards. Inputs come from
 hypothesis in rounds of 100 with fresh random seeds until the time is up; a crash is shrunk
 to a minimal input, printed, and the run goes on. Prints inputs tried, seconds, crashes and
@@ -31,7 +31,7 @@ def run_target(target: str, seconds: float) -> dict:
     """Fuzz one target for `seconds`; returns inputs, seconds, crashes and outcome counts."""
     from hypothesis import HealthCheck, given, settings, strategies as st
 
-    from tests.fuzz_targets import RUNNERS, Seeds
+    from tests.support.fuzz_targets import RUNNERS, Seeds
 
     seeds, run = Seeds.make(), RUNNERS[target]
     outcomes: collections.Counter = collections.Counter()
@@ -61,7 +61,7 @@ def main() -> int:
     args = p.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     logging.basicConfig(level=logging.CRITICAL)  # damaged inputs log warnings by the thousand
-    from tests.fuzz_targets import TARGETS
+    from tests.support.fuzz_targets import TARGETS
 
     targets = TARGETS if args.target == "all" else (args.target,)
     results = []

@@ -5,14 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import SHARED_DATA
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="unisight-tests-"))
 # Never touch the user's real gallery or cache from tests.
 os.environ["UNISIGHT_DATA"] = str(_SESSION_DIR / "data")
 os.environ["UNISIGHT_CACHE"] = str(_SESSION_DIR / "cache")
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

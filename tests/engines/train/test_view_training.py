@@ -1,0 +1,152 @@
+"""Training from the YuNet + SFace view cache: the view the student is shown is the one the teacher
+embedded, a bf16 step learns, and a stopped run resumes on the same schedule."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from engines.train import views as V
+from tests.support.paths import REPO
+
+ASTRONAUT = REPO / "docs" / "samples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def view_cache(tmp_path_factory, cascade):
+    """A view cache of three photos: the astronaut, her mirror image beside her (two faces), and
+    a copy shifted in a larger frame."""
+    from engines.train.labelling import ImageSet, list_images
+    from engines.train.view_labels import ViewSettings, label_views
+
+    root = tmp_path_factory.mktemp("photos")
+    image = cv2.imread(str(ASTRONAUT))
+    cv2.imwrite(str(root / "a.jpg"), image)
+    cv2.imwrite(str(root / "b.jpg"), np.concatenate([image, cv2.flip(image, 1)], axis=1))
+    cv2.imwrite(str(root / "c.jpg"), cv2.copyMakeBorder(image, 40, 0, 90, 0, cv2.BORDER_CONSTANT))
+    out = tmp_path_factory.mktemp("views")
+    label_views([ImageSet("photos", root, list_images(root))], out, ViewSettings(views=4), workers=1, progress=False)
+    return out
+
+
+def test_the_training_view_is_the_labelled_view(view_cache, cascade):
+    from engines.train.view_crops import ViewCropDataset
+    from engines.train.view_labels import load_face_views, load_view_labels
+
+    labels = load_view_labels(view_cache)
+    faces = load_face_views(view_cache)
+    assert len(labels) == 3 and len(faces) == 4 and sorted(len(l.boxes) for l in labels) == [1, 1, 2]
+    anchors = np.zeros((1, 4), np.float32) + [64, 64, 16, 16]
+    data = ViewCropDataset(faces, labels, anchors)
+    for index in range(len(data)):
+        row = int(data.rows[index])
+        for view in range(faces.params.shape[1]):
+            item = data.item(index, view)
+            params = faces.params[row, view]
+            np.testing.assert_array_equal(item.image, V.render_view(faces.crop(row), params))
+            assert len(item.mimic_targets) == 1
+            np.testing.assert_array_equal(item.mimic_targets[0], faces.view_embeddings[row, view].astype(np.float32))
+            np.testing.assert_allclose(item.mimic_landmarks[0], V.view_landmarks(faces.crop_landmarks[row], params),
+                                       atol=1e-4)
+            # what SFace says of the training pixels is the stored target
+            again = cascade.embedder.embed_chips(V.teacher_chip(item.image, item.mimic_landmarks[0])[None])[0]
+            target = item.mimic_targets[0] / np.linalg.norm(item.mimic_targets[0])
+            assert again @ target > 0.9999
+    # the photo with two faces: in each one's view the other is moved along, by the same similarity
+    from engines.train.view_crops import faces_in_view
+
+    two = labels[next(i for i, l in enumerate(labels) if len(l.boxes) == 2)]
+    scale = np.linalg.norm(V.crop_transform(two.landmarks[0])[:, 0])
+    for params in (V.IDENTITY, V.MIRROR):
+        boxes, landmarks = faces_in_view(two, 0, params)
+        apart = np.linalg.norm(landmarks[0].mean(0) - landmarks[1].mean(0))
+        assert apart == pytest.approx(scale * np.linalg.norm(two.landmarks[0].mean(0) - two.landmarks[1].mean(0)),
+                                      rel=1e-4)
+        inside = (boxes[0, :2] > 0).all() and (boxes[0, 2:] < V.CROP_SIZE).all()
+        assert inside and (boxes[1, 0] > V.CROP_SIZE or boxes[1, 2] < 0)  # the other one is off this crop
+
+
+def _settings(cache, out, **kw):
+    from engines.train.loop import TrainSettings
+
+    base = dict(labels_dir=str(cache), out_dir=str(out), config="tiny", steps=4, batch=2, lr=1e-3, warmup=2,
+                canvas=(160, 128), workers=0, eval_every=2, log_every=1, val_images=0, crop_batch=2,
+                bf16=True, seed=3)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def test_one_bf16_step_reduces_the_loss(view_cache):
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
+    from engines.train.dataset import collate
+    from engines.train.loop import _anchors, _batch_losses
+    from engines.train.losses import mimic_loss
+    from engines.train.view_crops import ViewCropDataset
+    from engines.train.view_labels import load_face_views, load_view_labels
+
+    torch.manual_seed(0)
+    model = Uniface(get_config("tiny")).to(memory_format=torch.channels_last)
+    data = ViewCropDataset(load_face_views(view_cache), load_view_labels(view_cache),
+                           _anchors(model, (V.CROP_SIZE, V.CROP_SIZE), torch.device("cpu")))
+    batch = collate([data.item(i, v) for i in range(len(data)) for v in (0, 2)])
+    mean = torch.zeros(128)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def loss():
+        gen = torch.Generator().manual_seed(0)
+        losses, student, target, _, _ = _batch_losses(model, batch, torch.device("cpu"), 0.0, gen, mean, bf16=True)
+        assert student.dtype == torch.float32  # losses are taken in float32 whatever the autocast
+        return losses["cls"] + losses["box"] + losses["landmarks"] + 4 * mimic_loss(student, target)
+
+    model.train()
+    before = loss()
+    for _ in range(3):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert float(loss().detach()) < float(before.detach())
+
+
+def test_a_stopped_run_resumes_on_the_same_schedule(view_cache, tmp_path):
+    from engines.train.loop import _lr, train
+
+    out = tmp_path / "run"
+    first = train(_settings(view_cache, out, steps=2))
+    assert first["step"] == 2 and (out / "last.pt").is_file()
+    whole = _settings(view_cache, out, steps=4)
+    assert train(whole)["step"] == 4
+    lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in lines if "lr" in r]
+    assert steps == [1, 2, 3, 4]  # no step done twice, none skipped
+    for r in lines:
+        if "lr" in r:
+            assert r["lr"] == pytest.approx(_lr(r["step"], whole), abs=1e-6)
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
+
+
+def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(view_cache, tmp_path):
+    """--stop-at cuts a slice of a long run (the A/B arms): the schedule is the long one, the
+    checkpoint carries the hint regressor, and the run resumes only with the hint loss on."""
+    from engines.train.loop import _lr, train
+    from engines.train.losses import LossWeights
+
+    out = tmp_path / "hint"
+    hinted = dict(config="tiny_deep", steps=50, stop_at=2, weights={**asdict(LossWeights()), "hint": 1.0})
+    first = train(_settings(view_cache, out, **hinted))
+    assert first["step"] == 2
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    assert ckpt["hint_regressor"]["weight"].shape == (1024, 24, 1, 1)
+    lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    trained = [r for r in lines if "lr" in r]
+    assert all(r["hint"] > 0 for r in trained)
+    assert trained[-1]["lr"] == pytest.approx(_lr(2, _settings(view_cache, out, **hinted)), abs=1e-6)
+    with pytest.raises(ValueError, match="hint loss on"):
+        train(_settings(view_cache, out, config="tiny_deep", steps=50, stop_at=3))
+    assert train(_settings(view_cache, out, **{**hinted, "stop_at": 3}))["step"] == 3
+    with pytest.raises(ValueError, match="deep face branch"):
+        train(_settings(view_cache, tmp_path / "plain", weights={**asdict(LossWeights()), "hint": 1.0}))
