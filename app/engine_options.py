@@ -5,31 +5,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.paths import user_cache_dir
+from engines.options import parse_input_size, parse_size  # noqa: F401  (parse_size: for the commands)
 from engines.backends.registry import ENGINES
 from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480), with a clear error for anything else."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 640x480, got {text!r}") from None
-    if w < 1 or h < 1 or w > 16384 or h > 16384:
-        raise argparse.ArgumentTypeError(f"size {text!r} is out of range (1..16384 per side)")
-    return w, h
-
-
-def parse_input_size(text: str) -> tuple[int, int]:
-    """A network input size: multiples of 32, at least 128 per side."""
-    w, h = parse_size(text)
-    if w % 32 or h % 32 or w < 128 or h < 128:
-        raise argparse.ArgumentTypeError(f"input size must be multiples of 32, at least 128x128, got {text!r}")
-    return w, h
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:

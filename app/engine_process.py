@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from engines.backends.base import EngineUnavailable, FaceEngine
 from engines.faces import Faces
 

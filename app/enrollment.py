@@ -15,7 +15,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.face_crop import storage_crop
 from app.gallery import Gallery, NewSample
 from app.imageio import load_image

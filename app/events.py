@@ -18,7 +18,7 @@ from typing import Iterable, Protocol
 import cv2
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.storage import make_private_folder, write_private
 from app.video_writer import as_user_error
 

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.face_crop import FaceCrop, encode_jpeg, thumbnail
 from app.gallery_schema import DB_NAME, FORMAT_NAME, SCHEMA, SCHEMA_VERSION
 from app.gallery_transfer import (ImportRejected, ImportReport, check_export, free_name, read_export, sample_digest,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from engines.faces import EMBEDDING_DIM
 
 MAX_NAME_LENGTH = 100

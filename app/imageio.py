@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 
 MAX_PIXELS = 100_000_000  # refuse larger images: decoding them costs gigabytes
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.gallery import Gallery
 from app.pipeline import Pipeline, PipelineError
 from app.playback import PlayableFile

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-APP_NAME = "unisight"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from engines.paths import APP_NAME, REPO_ROOT, user_cache_dir  # noqa: F401  (the cache is the engines' too)
+
 SAMPLE_IMAGE = REPO_ROOT / "docs" / "samples" / "astronaut.jpg"
 SAMPLE_VIDEO = REPO_ROOT / "docs" / "samples" / "hamilton_clip.mp4"
 NO_FACE_IMAGE = REPO_ROOT / "docs" / "samples" / "cat_no_face.jpg"
@@ -18,15 +18,6 @@ def user_data_dir() -> Path:
     import platformdirs  # only when no override is set: headless runs (the GPU check) may lack it
 
     return Path(platformdirs.user_data_dir(APP_NAME))
-
-
-def user_cache_dir() -> Path:
-    """Per-user cache folder (exported ONNX, TensorRT engines); UNISIGHT_CACHE overrides it."""
-    if os.environ.get("UNISIGHT_CACHE"):
-        return Path(os.environ["UNISIGHT_CACHE"])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME))
 
 
 def default_gallery_dir() -> Path:

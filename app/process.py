@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.events import event_format, write_events
 from app.pipeline import Analyzer, Pipeline
 from app.render import FrameAnnotator

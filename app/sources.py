@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.types import Frame
 
 log = logging.getLogger("unisight.sources")

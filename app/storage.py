@@ -15,7 +15,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from app.errors import UserError
+from engines.errors import UserError
 
 LOW_SPACE_BYTES = 1 << 20  # below this a write failure is taken to be the full disk
 PROBE_BYTES = 4096  # one block: enough to meet a full disk

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.storage import create_private
 
 log = logging.getLogger("unisight.video_writer")

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.errors import UserError  # noqa: E402
+from engines.errors import UserError  # noqa: E402
 
 FUZZ_MAX_PIXELS = 4_000_000  # decoding stays cheap; the size check itself is what is fuzzed
 TARGETS = ("image", "video", "import", "settings")

@@ -18,7 +18,7 @@ from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QLabel, QMainWindow, QSplitter,
                              QTabWidget, QVBoxLayout, QWidget)
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.live import LiveSession, SessionEvent
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings

@@ -9,7 +9,7 @@ from pathlib import Path
 from PyQt5.QtCore import QEventLoop, Qt, QTimer
 from PyQt5.QtGui import QImage
 
-from app.errors import UserError
+from engines.errors import UserError
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="measure latency and FPS of an engine",
+    p = sub.add_parser("bench",
                        description="Warm up, then time end-to-end inference on frames made from the bundled "
                                    "sample image. Several backends (comma-separated) run interleaved in one "
                                    "process; ratios are against the first.")
@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.errors import UserError
+    from engines.errors import UserError
     from app.imageio import load_image
 
     if args.batch < 1 or args.iterations < 1:

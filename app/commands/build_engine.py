@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from app.engine_options import parse_input_size
-from app.errors import UserError
+from engines.errors import UserError
 from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG, get_config
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ def _positive_batch(text: str) -> int:
 def register(sub) -> None:
     p = sub.add_parser(
         "build-engine",
-        help="build the TensorRT engine for this GPU (cached)",
         description="Build the TensorRT engine of the single-shot network for this GPU and TensorRT version, "
         "or report the cached one. Engines are keyed by model, TensorRT, GPU, precision and profile.",
     )

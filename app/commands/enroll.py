@@ -22,7 +22,7 @@ def parse_face_choice(text: str):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("enroll", help="enrol a person from one or more photos",
+    p = sub.add_parser("enroll",
                        description="Enrol NAME from photos: one clear, frontal face per photo. Every photo is "
                                    "reported as added or refused (with the reason); look-alikes are warned about.")
     p.add_argument("name", help="the person's name (created if new, else samples are added)")

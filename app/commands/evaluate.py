@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.engine_options import add_engine_options
-from app.errors import UserError
+from engines.errors import UserError
 from app.paths import REPO_ROOT, SAMPLE_VIDEO, user_cache_dir
 from engines.backends.registry import CASCADES
 
@@ -23,7 +23,7 @@ ENGINE_OPTIONS = ("engine", "backend", "device", "config", "weights", "input_siz
 
 
 def register(sub) -> None:
-    p = sub.add_parser("eval", help="benchmark an engine: LFW verification or WIDER FACE detection AP")
+    p = sub.add_parser("eval")
     which = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
 
     lfw = which.add_parser("lfw", help="LFW 10-fold verification accuracy (pairs.txt)",

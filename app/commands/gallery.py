@@ -8,11 +8,11 @@ import time
 import unicodedata
 from pathlib import Path
 
-from app.errors import UserError
+from engines.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("gallery", help="list and edit the enrolled people", parents=[_common_options(None, False)])
+    p = sub.add_parser("gallery", parents=[_common_options(None, False)])
     # the options may also follow the action; there they must not reset what came before it
     common = _common_options(argparse.SUPPRESS, argparse.SUPPRESS)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)

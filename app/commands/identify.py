@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("identify", help="find and name the faces in an image")
+    p = sub.add_parser("identify")
     p.add_argument("image", type=Path, help="image file (JPEG, PNG, ...)")
     add_engine_options(p)
     p.add_argument("--gallery", type=Path, default=None,

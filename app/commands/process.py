@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from app.engine_options import add_engine_options, make_engine
-from app.errors import UserError
+from engines.errors import UserError
 from app.video_writer import DEFAULT_CRF, DEFAULT_PRESET
 
 log = logging.getLogger(__name__)
@@ -16,7 +16,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 
 
 def register(sub) -> None:
-    p = sub.add_parser("process", help="annotate a recorded video and log who appears when",
+    p = sub.add_parser("process",
                        description="Detect, track and name the faces of every frame of VIDEO; write an annotated "
                                    "H.264 copy (same frames, same timing, audio copied) and one event per "
                                    "appearance. Exit status 1 when the input is damaged (the output up to the "

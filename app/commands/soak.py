@@ -11,7 +11,7 @@ DEFAULT_SOURCE = f"synthetic:size=640x480,fps=30,face={SAMPLE_IMAGE}"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("soak", help="long run on a live source: threads and memory must not grow",
+    p = sub.add_parser("soak",
                        description="Run capture, inference, tracking, recognition and drawing on a live source "
                                    "(default: a synthetic 30 fps camera showing the bundled sample face; a video file is looped at its own pace) and "
                                    "sample the process's memory and threads after a warm-up. Exit status 1 when "
@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.errors import UserError
+    from engines.errors import UserError
     from app.soak import run_soak
     from app.sources import check_stream, open_source
 

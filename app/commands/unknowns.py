@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("unknowns", help="group the unknown faces of an event log by person",
+    p = sub.add_parser("unknowns",
                        description="Cluster the unknown appearances of an event log (`main.py process --events`) "
                                    "by person, largest group first, each with its best crop, ready to enrol.")
     p.add_argument("events", type=Path, metavar="EVENTS.jsonl", help="event log written by `main.py process`")
@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.errors import UserError
+    from engines.errors import UserError
     from app.recognition_defaults import threshold_for_model
     from app.unknowns import cluster_unknowns, load_appearances, write_group_crops
 

@@ -7,15 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from engines.errors import EngineNotCached, EngineUnavailable  # noqa: F401  (re-exported: the interface's errors)
 from engines.faces import Faces
-
-
-class EngineUnavailable(RuntimeError):
-    """This engine or backend cannot run on this machine (missing package, no GPU, ...)."""
-
-
-class EngineNotCached(EngineUnavailable):
-    """The backend can run here but needs a long build first (a TensorRT engine not cached yet)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,3 +186,24 @@ def test_train_rejects_a_bad_relation_loss_setting_in_one_line(tmp_path):
     for flag, value in (("--backdrop-p", "1.01"), ("--faceless-p", "-0.5"), ("--dark-p", "2")):
         r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), flag, value)
         assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr
+
+
+def test_commands_load_lazily_and_an_unavailable_one_says_why(capsys):
+    """Only the chosen command's module is imported; one whose import fails is still listed and,
+    when called, says why in one line (exit 2) instead of disappearing."""
+    import app.cli
+
+    table = {"identify": ("app.commands.identify", "find faces"), "broken": ("no_such_package.cmd", "needs a package")}
+    parser = app.cli.build_parser(table, ["identify", "x.jpg"])
+    assert "broken" in parser.format_help()
+    assert app.cli.main(["broken", "--any", "thing"], table) == 2
+    assert capsys.readouterr().err.strip() == "error: command 'broken' is unavailable: No module named 'no_such_package'"
+
+
+def test_main_composes_every_layer_s_commands():
+    import main
+
+    assert {"gui", "screenshot"} <= set(main.COMMANDS) and main.COMMANDS["gui"][0].startswith("ui.")
+    assert {"label", "label-views", "train", "export weights"} <= set(main.COMMANDS)
+    assert all(main.COMMANDS[c][0].startswith("engines.train.") for c in ("label", "label-views", "train", "export weights"))
+    assert main.COMMANDS["export onnx"][0] == "app.commands.export"

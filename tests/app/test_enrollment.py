@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.enrollment import enrol_crops, enrol_images
-from app.errors import UserError
+from engines.errors import UserError
 from app.face_crop import storage_crop
 from app.gallery import Gallery
 from app.quality import QualityThresholds
@@ -143,7 +143,7 @@ def test_enroll_command_with_the_cascade_engine(tmp_path, capsys):
     """`main.py enroll` end to end on real photos (skipped without LFW or the cascade engine)."""
     from pathlib import Path
 
-    from app.cli import main
+    from main import main
     from app.paths import NO_FACE_IMAGE
 
     lfw = SHARED_DATA / "lfw" / "images"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.gallery import DB_NAME, Gallery, ModelMismatch, NewSample, open_gallery
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
 from tests.support.paths import REPO
@@ -306,7 +306,7 @@ def test_mean_aggregate_and_changes_from_another_process(tmp_path):
 
 # ------------------------------------------------------------------ the `gallery` command
 def _main(capsys, *argv):
-    from app.cli import main
+    from main import main
 
     code = main(list(argv))
     captured = capsys.readouterr()

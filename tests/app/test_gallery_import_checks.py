@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.gallery import DB_NAME, DamagedSample, Gallery, open_gallery
 from app.gallery_transfer import ImportRejected
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
@@ -212,7 +212,7 @@ def test_damaged_export_files_are_refused_with_one_line(tmp_path):
 
 
 def test_import_command_lists_rejections_and_dry_run(tmp_path, capsys):
-    from app.cli import main
+    from main import main
 
     export, engine = _export(tmp_path)
     bob = _bob_sample(export)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.imageio import load_image
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import app.commands.process as process_command
-from app.cli import main
-from app.errors import UserError
+from main import main
+from engines.errors import UserError
 from app.events import read_events
 from app.imageio import decode_image
 from app.process import process_video
@@ -91,7 +91,7 @@ def test_sigterm_during_process_leaves_no_partial_file(tmp_path):
         import sys
         sys.path.insert(0, {str(REPO)!r})
         import app.commands.process as cmd
-        from app.cli import main
+        from main import main
         from tests.support.fakes import FakeEngine
         cmd.make_engine = lambda args: FakeEngine(delay=0.02)
         sys.exit(main(["process", {str(src)!r}, "--out", {str(outdir / 'o.mp4')!r},

@@ -9,8 +9,8 @@ import cv2
 import pytest
 
 import app.commands.process as process_command
-from app.cli import main
-from app.errors import UserError
+from main import main
+from engines.errors import UserError
 from app.events import read_events
 from app.process import process_video
 from tests.support.fakes import FakeEngine, make_video, probe
@@ -120,7 +120,7 @@ def test_write_failure_leaves_no_partial_file(tmp_path):
     code = textwrap.dedent(f"""
         import resource, sys
         sys.path.insert(0, {str(REPO)!r})
-        from app.errors import UserError
+        from engines.errors import UserError
         from app.process import process_video
         from tests.support.fakes import FakeEngine
         resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))

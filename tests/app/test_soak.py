@@ -38,7 +38,7 @@ def test_a_failing_engine_fails_the_soak_with_its_error():
 
 @pytest.mark.slow
 def test_soak_command_passes_and_prints_json(capsys):
-    from app.cli import main
+    from main import main
 
     code = main(["soak", "--minutes", "0.1", "--warmup", "2", "--sample-every", "2", "--config", "tiny",
                  "--backend", "onnxruntime", "--source", "synthetic:size=320x240,fps=30", "--json"])

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.sources import (
     Backoff,
     CameraSource,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.cli import main
+from main import main
 from app.enrollment import enrol_crops
 from app.gallery import DB_NAME, Gallery, open_gallery
 from app.storage import StorageError, probe_output

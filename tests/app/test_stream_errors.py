@@ -9,8 +9,8 @@ import pytest
 
 import app.commands.process as process_command
 import app.commands.soak as soak_command
-from app.cli import main
-from app.errors import UserError
+from main import main
+from engines.errors import UserError
 from app.soak import run_soak
 from app.sources import FileSource, StreamSource
 from tests.support.fakes import FakeEngine

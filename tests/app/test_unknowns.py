@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.errors import UserError
+from engines.errors import UserError
 from app.recognition import Appearance
 from app.recognition_defaults import DEFAULT_THRESHOLD
 from app.unknowns import cluster_unknowns, load_appearances, write_group_crops

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from app.cli import build_parser, main
+from main import build_parser, main
 from app.paths import SAMPLE_VIDEO
 from tests.support.fakes import FakeEngine, make_video
 from tests.support.ui_support import wait_threads_gone

@@ -53,7 +53,7 @@ def _needs_mtcnn_dlib():
 
 
 def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from app.cli import main
+    from main import main
 
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -113,7 +113,7 @@ def test_loaded_labels_hold_the_teacher_outputs(six_images, tmp_path):
 
 
 def test_label_command_json(six_images, tmp_path, capsys):
-    from app.cli import main
+    from main import main
 
     out = tmp_path / "cmd"
     code = main(["label", "--sets", "", "--extra", f"mine={six_images}", "--out", str(out), "--workers", "1",

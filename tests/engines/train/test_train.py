@@ -215,7 +215,7 @@ def test_several_checkpoints_publish_as_their_element_wise_mean(tmp_path):
 def test_export_weights_cli_averages_repeated_weights_and_names_a_missing_one(tmp_path, capsys):
     import json
 
-    from app.cli import main
+    from main import main
 
     _two_tiny_checkpoints(tmp_path)
     out = tmp_path / "soup.pt"

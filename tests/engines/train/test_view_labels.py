@@ -102,7 +102,7 @@ def test_label_views_cache_resumes_and_regenerates_the_teachers_view(tiny_set, t
 
 
 def test_label_views_command_one_line_errors(tmp_path, capsys):
-    from app.cli import main
+    from main import main
 
     assert main(["label-views", "--out", str(tmp_path), "--sets", "nope"]) == 2
     assert "unknown image set" in capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_label_views_command_one_line_errors(tmp_path, capsys):
 def test_label_views_command_on_shared_faces(tmp_path, capsys):
     if not (SHARED_DATA / "faces-misc").is_dir():
         pytest.skip("../shared/data is not present")
-    from app.cli import main
+    from main import main
 
     assert main(["label-views", "--out", str(tmp_path), "--sets", "faces-misc", "--limit", "6", "--views", "2",
                  "--workers", "1", "--json", "--quiet"]) == 0

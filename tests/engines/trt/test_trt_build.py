@@ -448,7 +448,7 @@ def test_fp16_engine_path_matches_fp32_onnxruntime_on_the_real_network(monkeypat
 
 # ------------------------------------------------------------------ CLI
 def test_build_engine_cli(monkeypatch, contract, tmp_path, capsys):
-    from app.cli import main
+    from main import main
 
     monkeypatch.setenv("UNISIGHT_CACHE", str(tmp_path / "cache"))
     args = ["build-engine", "--onnx", str(contract), "--input-size", "160x128", "--max-batch", "2", "--config", "tiny"]

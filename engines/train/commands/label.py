@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.errors import UserError
-from app.paths import REPO_ROOT, user_cache_dir
+from engines.errors import UserError
+from engines.paths import REPO_ROOT, user_cache_dir
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 
@@ -13,7 +13,6 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 def register(sub) -> None:
     p = sub.add_parser(
         "label",
-        help="pseudo-label training images with the teachers (MTCNN + dlib)",
         description="Run MTCNN and dlib's ResNet over the training images and store, per image, every "
         "face's box, 5 landmarks, score and 128-D embedding in shards. Re-running resumes.",
     )
@@ -43,7 +42,7 @@ def _parse_extra(items: list[str]) -> dict[str, Path]:
 
 
 def run(args) -> int:
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.train.labelling import TeacherSettings, label_images, resolve_sets
 
     if args.workers < 1:

@@ -6,13 +6,13 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from app.engine_options import parse_size
-from app.paths import REPO_ROOT, user_cache_dir
+from engines.options import parse_size
+from engines.paths import REPO_ROOT, user_cache_dir
 from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train the single-shot network from the teachers' labels",
+    p = sub.add_parser("train",
                        description="Mimic distillation from the label cache made by `main.py label`. Re-running "
                                    "the same command resumes from OUT/last.pt.")
     p.add_argument("--labels", type=Path, default=None, help="label cache (default: the user cache's labels/)")
@@ -109,7 +109,7 @@ def _parse_crop_canvas(text: str) -> int:
 
 
 def run(args) -> int:
-    from app.errors import UserError
+    from engines.errors import UserError
     from engines.train.identities import DEFAULT_IDENTITIES
     from engines.train.loop import TrainSettings, train
     from engines.train.losses import LossWeights

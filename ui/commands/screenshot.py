@@ -7,13 +7,13 @@ import os
 from pathlib import Path
 
 from app.engine_options import add_engine_options
-from app.errors import UserError
+from engines.errors import UserError
 
 TABS = ("sources", "gallery", "unknowns", "events")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("screenshot", help="run the window offscreen on a source and save a screenshot",
+    p = sub.add_parser("screenshot",
                        description="Open the operator's window offscreen on SOURCE(s), play for --seconds, save a "
                                    "PNG of the window, and print the longest gap between two GUI timer ticks and "
                                    "the display rate against the source's own rate.")

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("gui", help="open the live window (cameras, videos, streams; enrolment; gallery)",
+    p = sub.add_parser("gui",
                        description="Open the operator's window on the given sources (default: the first camera, "
                                    "else the bundled sample video). Up to 4 sources share one engine.")
     p.add_argument("--source", action="append", default=None, metavar="SPEC",
@@ -76,7 +76,7 @@ def run(args) -> int:
 def run_headless(args) -> int:
     """No display: process the bundled sample video with `main.py process` and say where the
     results went."""
-    from app.cli import main as cli_main
+    from app.cli import main as cli_main  # the headless commands: `process`
     from app.paths import SAMPLE_VIDEO, user_data_dir
 
     print("no display (DISPLAY and WAYLAND_DISPLAY are unset): the window cannot open; processing the bundled "

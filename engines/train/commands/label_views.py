@@ -4,15 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.commands.label import DEFAULT_DATA, _parse_extra
-from app.errors import UserError
-from app.paths import user_cache_dir
+from engines.train.commands.label import DEFAULT_DATA, _parse_extra
+from engines.errors import UserError
+from engines.paths import user_cache_dir
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "label-views",
-        help="label training images with YuNet + SFace, storing face crops and their teacher-embedded views",
         description="Per image: YuNet boxes, landmarks and scores. Per face: a loosely aligned crop, SFace's "
         "embedding of the face, and SFace's embeddings of the clean crop, its mirror and K random views "
         "(turn, zoom, shift, colour, blur) with their parameters, so training regenerates the exact view "
@@ -36,7 +35,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.train.labelling import resolve_sets
     from engines.train.view_labels import ViewSettings, label_views
 
