@@ -35,7 +35,7 @@ def make_engine(args: argparse.Namespace, backend: str | None = None, background
     and switch to it when ready (long-running commands); False for one-shot commands, which
     take the best backend that is ready now.
     """
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.backends.registry import create_engine
 
     if args.weights is not None and not args.weights.exists():

@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 
 from engines.errors import UserError
-from engines.backends.base import EngineUnavailable, FaceEngine
+from engines.engine import FaceEngine
+from engines.errors import EngineUnavailable
 from engines.faces import Faces
 
 log = logging.getLogger("unisight.engine_process")

@@ -36,7 +36,7 @@ from app.sources import STREAM_SCHEMES, SourceEvent, SourceState, VideoSource, m
 from app.stats import PipelineStats
 from app.track_crops import TrackCrop, TrackCrops
 from app.types import Frame, FrameResult
-from engines.backends.base import FaceEngine
+from engines.engine import FaceEngine
 from engines.faces import Faces
 
 log = logging.getLogger("unisight.live")

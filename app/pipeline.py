@@ -26,7 +26,7 @@ from app.mailbox import Channel, Closed, Mailbox, wait_any
 from app.sources import ReconnectingSource, SourceEvent, SourceState, VideoSource
 from app.stats import LatencyWindow, PipelineStats, RateMeter, SourceStats, StageStats
 from app.types import Frame, FrameResult
-from engines.backends.base import FaceEngine
+from engines.engine import FaceEngine
 from engines.faces import Faces
 
 log = logging.getLogger("unisight.pipeline")

@@ -25,7 +25,7 @@ from app.sources import FileSource, mask_url
 from app.storage import classify_os_error, probe_folder, probe_output
 from app.types import Frame, FrameResult
 from app.video_writer import CONTAINER_SUFFIXES, DEFAULT_CRF, DEFAULT_PRESET, VideoWriter
-from engines.backends.base import FaceEngine
+from engines.engine import FaceEngine
 
 log = logging.getLogger("unisight.process")
 

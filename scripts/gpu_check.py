@@ -51,7 +51,7 @@ if str(REPO) not in sys.path:
 import cv2  # noqa: E402 - after the path setup above
 import numpy as np  # noqa: E402
 
-from engines.backends.base import EngineUnavailable  # noqa: E402
+from engines.errors import EngineUnavailable  # noqa: E402
 from engines.model.config import SHIPPED_CONFIG, get_config  # noqa: E402
 
 log = logging.getLogger("gpu_check")

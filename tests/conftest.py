@@ -32,7 +32,7 @@ def mtcnn_dlib():
     """The MTCNN + dlib engine (the earlier teachers), or skip when dlib or its files are missing."""
     pytest.importorskip("torch")
     pytest.importorskip("dlib")
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.mtcnn_dlib import MtcnnDlibEngine
 
     try:
@@ -44,7 +44,7 @@ def mtcnn_dlib():
 @pytest.fixture(scope="session")
 def cascade():
     """The YuNet + SFace engine (the accurate engine and the teachers), or skip when its files are missing."""
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.cascade import CascadeEngine
 
     try:

@@ -26,7 +26,7 @@ from app.sources import FILE_SUFFIXES, SourceState
 from app.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
 from app.unknowns import UnknownGroup
-from engines.backends.base import FaceEngine
+from engines.engine import FaceEngine
 from ui import folders
 from ui.banner import Banner
 from ui.enrol_dialog import Candidate, EnrolDialog

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.stats import PipelineStats
-from engines.backends.base import EngineInfo
+from engines.engine import EngineInfo
 
 
 @dataclass(slots=True)

@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from app.paths import user_cache_dir
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.trt.build import BuildCancelled, BuildError, BuildSettings, ensure_engine
     from engines.trt.runtime_module import load_tensorrt, query_gpu
 

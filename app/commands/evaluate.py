@@ -114,7 +114,7 @@ def _cascade(args: argparse.Namespace, embed: bool):
     """A two-network engine, without its embedder when only boxes are measured."""
     import importlib
 
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
 
     own_backend, target = CASCADES[args.engine]
     if args.backend not in ("auto", own_backend):
@@ -275,7 +275,7 @@ def run_widerface(args) -> int:
 
 def run_agreement(args) -> int:
     from app.sources import open_source
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.eval.agreement import LARGE_SHARE, AgreementResult, agreement_at
 
     if args.every < 1 or (args.limit is not None and args.limit < 1):

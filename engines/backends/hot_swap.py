@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.model.config import SHIPPED_CONFIG
 

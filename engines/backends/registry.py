@@ -5,7 +5,8 @@ import importlib
 import logging
 from typing import Callable
 
-from engines.backends.base import EngineNotCached, EngineUnavailable, FaceEngine
+from engines.engine import FaceEngine
+from engines.errors import EngineNotCached, EngineUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, EngineUnavailable
+from engines.engine import EngineInfo
+from engines.errors import EngineUnavailable
 from engines.backends.uniface import UnifaceBackend
 from engines.preprocess import RawOutputs
 from engines.model.config import SHIPPED_CONFIG

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
 from engines.preprocess import RawOutputs, batch_buffer, letterbox_batch, to_faces

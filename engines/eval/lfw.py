@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from engines.backends.base import FaceEngine
+from engines.engine import FaceEngine
 from engines.faces import EMBEDDING_DIM, Faces
 
 EngineFactory = Callable[[], FaceEngine]

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.teachers.sface import SFaceEmbedder
 from engines.teachers.yunet import DEFAULT_SCORE_THRESHOLD, YuNetDetector

@@ -10,7 +10,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.faces import EMBEDDING_DIM
 from engines.teachers.locate import DLIB_RESNET_FILE, DLIB_SHAPE_FILE, dlib_weights
 

@@ -10,7 +10,7 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 
 MTCNN_PACKAGE = "facenet_pytorch"
 MTCNN_PIP = "facenet-pytorch"

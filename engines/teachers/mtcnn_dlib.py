@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from engines.backends.base import EngineInfo, EngineUnavailable, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
+from engines.errors import EngineUnavailable
 from engines.faces import Faces
 from engines.teachers.dlib_embedder import DlibEmbedder, predictor_boxes
 

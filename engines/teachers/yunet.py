@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.faces import Faces
 from engines.teachers.locate import YUNET_FILE, opencv_zoo_model
 

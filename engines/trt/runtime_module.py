@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
 trt_log = logging.getLogger("engines.trt.tensorrt")  # TensorRT's own messages

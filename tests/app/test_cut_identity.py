@@ -49,7 +49,7 @@ def _engines():
 @pytest.fixture(scope="module", params=_engines())
 def engine(request):
     from app.paths import user_cache_dir
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.backends.registry import create_engine
 
     if not LFW.is_dir():

@@ -15,7 +15,7 @@ from app.quality import assess, enrolment_problems
 from app.recognition import Appearance, Recognizer, decode_embedding, encode_embedding
 from app.recognition_defaults import FALLBACK_THRESHOLD
 from app.types import Frame
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.faces import Faces
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, draw_face, face_sample
 from tests.support.paths import SHARED_DATA

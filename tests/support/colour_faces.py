@@ -7,7 +7,7 @@ import numpy as np
 
 from app.face_crop import storage_crop
 from app.gallery import NewSample
-from engines.backends.base import EngineInfo, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 
 

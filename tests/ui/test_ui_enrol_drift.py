@@ -53,7 +53,7 @@ def _write_drift_clip(path: Path) -> None:
 @pytest.fixture(scope="module")
 def uniface():
     from app.paths import user_cache_dir
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.backends.registry import create_engine
 
     if not LFW.is_dir():

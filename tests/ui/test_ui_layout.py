@@ -54,7 +54,8 @@ def test_recordings_are_named_after_the_clip_without_its_extension():
 
 
 def test_threshold_belongs_to_its_engine_and_a_failed_switch_shows_what_runs(qtbot, tmp_path, monkeypatch):
-    from engines.backends.base import EngineInfo, EngineUnavailable
+    from engines.engine import EngineInfo
+    from engines.errors import EngineUnavailable
     from tests.support.fakes import FakeEngine
 
     def fake_make_engine(args):

@@ -227,7 +227,7 @@ def test_tick_gap_meter():
 
 def test_process_engine_runs_an_engine_in_a_child_and_reports_its_errors(cache_dir):
     from app.engine_process import ProcessEngine
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.backends.registry import create_engine
 
     with pytest.raises(EngineUnavailable, match="unknown backend"):

@@ -82,7 +82,7 @@ def test_faces_below_the_minimum_size_are_neither_tracked_nor_named(qtbot, tmp_p
 
 def test_a_new_engine_from_the_settings_takes_over(qtbot, tmp_path, monkeypatch):
     from tests.support.fakes import FakeEngine
-    from engines.backends.base import EngineInfo
+    from engines.engine import EngineInfo
 
     made = []
 

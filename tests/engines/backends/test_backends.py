@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from app.paths import SAMPLE_IMAGE
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.backends.registry import create_engine
 from engines.backends.torch_backend import TorchBackend

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from engines.backends.base import EngineInfo, FaceEngine
+from engines.engine import EngineInfo, FaceEngine
 from engines.backends.hot_swap import HotSwapEngine
 from engines.faces import Faces
 
@@ -104,7 +104,7 @@ def test_in_flight_call_finishes_on_the_old_engine_before_it_closes():
     ("model", "embeddings would not match"),
 ])
 def test_failed_preparation_keeps_the_fallback(caplog, failure, expected):
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
 
     fallback = FakeEngine("onnxruntime", 1.0)
     candidate = FakeEngine("tensorrt", 2.0, fail_infer=failure == "warmup",
@@ -227,7 +227,7 @@ class NotCachedTensorRT(FakeEngine):
     builds: list[dict] = []
 
     def __init__(self, device="cuda", build=True, on_progress=None, cancel=None, **kw):
-        from engines.backends.base import EngineNotCached
+        from engines.errors import EngineNotCached
 
         if not build:
             raise EngineNotCached("no TensorRT engine cached for test.onnx: run `main.py build-engine`")
@@ -241,7 +241,7 @@ class NotCachedTensorRT(FakeEngine):
 
 class CpuOnlyOrt(FakeEngine):
     def __init__(self, device="cpu", **kw):
-        from engines.backends.base import EngineUnavailable
+        from engines.errors import EngineUnavailable
 
         if device.startswith("cuda"):
             raise EngineUnavailable("onnxruntime has no CUDA provider here")

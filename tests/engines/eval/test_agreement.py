@@ -54,7 +54,7 @@ def test_counts_at_several_thresholds_keep_only_the_boxes_scoring_over_each():
 
 def test_eval_agreement_on_the_sample_clip(capsys):
     pytest.importorskip("onnxruntime")
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.mtcnn import MTCNN
 
     try:
@@ -99,7 +99,7 @@ def test_eval_agreement_bad_input_is_one_clear_line(capsys, tmp_path):
 def test_eval_agreement_with_the_yunet_teacher(capsys):
     """The default teacher is the cascade's YuNet: the shipped model's boxes are checked against it."""
     pytest.importorskip("onnxruntime")
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.yunet import YuNetDetector
 
     try:

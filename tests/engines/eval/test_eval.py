@@ -31,7 +31,7 @@ def _needs(path: Path) -> Path:
 
 def _needs_cascade():
     """Skip unless the YuNet + SFace files are installed."""
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.locate import SFACE_FILE, YUNET_FILE, opencv_zoo_model
 
     try:
@@ -43,7 +43,7 @@ def _needs_cascade():
 def _needs_mtcnn_dlib():
     pytest.importorskip("torch")
     pytest.importorskip("dlib")
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.locate import dlib_weights, mtcnn_weights
 
     try:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.teachers.locate import OPENCV_ZOO_SHA256, SFACE_FILE, YUNET_FILE, opencv_zoo_model
 from tests.support.paths import REPO, SHARED_DATA
 

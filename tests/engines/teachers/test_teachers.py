@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from tests.support.paths import REPO, SHARED_DATA
 
 DATA = SHARED_DATA

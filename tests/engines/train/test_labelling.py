@@ -21,7 +21,7 @@ def six_images(tmp_path_factory) -> Path:
     """Six real images: the astronaut, the cat (no face) and four LFW faces when present."""
     pytest.importorskip("torch")
     pytest.importorskip("dlib")
-    from engines.backends.base import EngineUnavailable
+    from engines.errors import EngineUnavailable
     from engines.teachers.locate import dlib_weights, mtcnn_weights
 
     try:

@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from app.paths import SAMPLE_IMAGE
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.backends.tensorrt_backend import TensorRTBackend
 from engines.preprocess import RawOutputs, letterbox_batch, to_faces
 from engines.trt import runtime_module
