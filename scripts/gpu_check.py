@@ -15,7 +15,7 @@ after each one, so a run cut off still leaves what it measured:
   torch       torch on --device at FP16 (autocast) and FP32: the clip's faces against the
               reference (`engines.eval.backend_match`, tolerances in the JSON), then latency
               p50/p95 and images/s at each --batches size, after warm-up, end to end
-              (letterbox, graph, results: `app.benchmark.run_cases`)
+              (letterbox, graph, results: `app.offline.benchmark.run_cases`)
   process     `main.py process CLIP --backend torch --device DEVICE`: the realtime factor
   tensorrt    the TensorRT backend at FP16 (built here, timed: build seconds, engine size),
               the same comparison and timings; else why it could not run
@@ -223,7 +223,7 @@ def infer_all(engine, frames: Sequence[np.ndarray], chunk: int) -> list:
 def timing_cases(engines: dict[str, object], frames: Sequence[np.ndarray], batches: Sequence[int],
                  iterations: int, warmup: int) -> list[dict]:
     """Latency and images/s of each engine (name -> engine) at each batch size, interleaved."""
-    from app.benchmark import run_cases
+    from app.offline.benchmark import run_cases
 
     rows = []
     for b in batches:

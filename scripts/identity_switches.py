@@ -32,9 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.gallery import Gallery, NewSample  # noqa: E402
+from app.gallery.store import Gallery, NewSample  # noqa: E402
 from app.paths import user_cache_dir  # noqa: E402
-from app.recognition import Recognizer  # noqa: E402
+from app.live.recognition import Recognizer  # noqa: E402
 from app.types import Frame  # noqa: E402
 from engines.backends.registry import create_engine  # noqa: E402
 

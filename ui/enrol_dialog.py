@@ -1,6 +1,6 @@
 """Enrolling a person: the candidate faces (crops of a live track, an unknown group, or photo
 files) with a mark each and the reason it passes or fails (hover), a name typed or picked from
-the gallery, and the outcome of `app.enrollment` (added, refused with the reason, look-alike
+the gallery, and the outcome of `app.gallery.enrollment` (added, refused with the reason, look-alike
 warnings) shown in place. Faces that would be refused start unticked. A look-alike stops the
 first Save before anything is written ("Save anyway" enrols); faces already enrolled are
 unticked and locked, so a second Save never stores them twice.
@@ -17,7 +17,7 @@ from PyQt5.QtGui import QColor, QIcon, QPainter, QPixmap
 from PyQt5.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListView, QListWidget,
                              QListWidgetItem, QPlainTextEdit, QVBoxLayout, QWidget)
 
-from app.enrollment import EnrolmentResult
+from app.gallery.enrollment import EnrolmentResult
 from ui.qt_image import to_pixmap
 from ui.tasks import TaskRunner
 

@@ -8,7 +8,7 @@ from PyQt5.QtCore import QAbstractTableModel, QModelIndex, Qt, pyqtSignal
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget
 
-from app.recognition import Appearance
+from app.live.recognition import Appearance
 from ui.transport import clock
 
 COLUMNS = ("time", "name", "similarity", "source", "track", "frames")  # what matters first: the side panel is narrow

@@ -12,8 +12,8 @@ from PyQt5.QtGui import QIcon
 from PyQt5.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QGridLayout, QInputDialog, QLabel, QListView,
                              QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
-from app.gallery import Gallery, IdentitySummary
-from app.gallery_undo import restore, snapshot_identity, snapshot_samples
+from app.gallery.store import Gallery, IdentitySummary
+from app.gallery.undo import restore, snapshot_identity, snapshot_samples
 from ui import folders
 from ui.qt_image import to_pixmap
 from ui.tasks import TaskRunner

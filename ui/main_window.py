@@ -19,13 +19,13 @@ from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QL
                              QTabWidget, QVBoxLayout, QWidget)
 
 from engines.errors import UserError
-from app.live import LiveSession, SessionEvent
+from app.live.session import LiveSession, SessionEvent
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings
 from app.sources import FILE_SUFFIXES, SourceState
-from app.stats import LatencyWindow, RateMeter
+from app.live.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
-from app.unknowns import UnknownGroup
+from app.offline.unknowns import UnknownGroup
 from engines.engine import FaceEngine
 from ui import folders
 from ui.banner import Banner
@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
         self.notify(f"engine not started: {exc} (choose another engine or backend in Settings)", "error")
 
     def find_cameras(self) -> None:
-        from app.cameras import find_cameras
+        from app.sources.cameras import find_cameras
 
         self.tasks.submit(find_cameras, self.sources_panel.set_cameras, lambda exc: self.sources_panel.set_cameras([]),
                           name="cameras")
@@ -487,7 +487,7 @@ class MainWindow(QMainWindow):
         gallery = self.session.gallery
 
         def cluster():
-            from app.unknowns import cluster_unknowns
+            from app.offline.unknowns import cluster_unknowns
 
             return cluster_unknowns(_still_unknown(current, gallery, model), min_observations=3)
 
@@ -553,8 +553,8 @@ class MainWindow(QMainWindow):
         session = self.session
 
         def thumbs():
-            from app.enrollment import photo_problems
-            from app.face_crop import thumbnail
+            from app.gallery.enrollment import photo_problems
+            from app.gallery.face_crop import thumbnail
             from app.imageio import load_image
 
             out = []
@@ -605,7 +605,7 @@ class MainWindow(QMainWindow):
 
     def export_events(self, path: str | Path) -> None:
         """Write the appearances so far (worker thread); the banner says where."""
-        from app.events import write_events
+        from app.offline.events import write_events
 
         appearances = self.session.appearances() if self.session else []
         self.tasks.submit(lambda: write_events(path, appearances),
@@ -717,7 +717,7 @@ def _prepare(settings: Settings, engine: FaceEngine | None = None):
     """(engine, gallery or None, why the gallery is None): the slow part of starting, for a
     worker thread. `engine` given: use it instead of creating one from the settings."""
     from app.engine_process import make_engine_for_gui
-    from app.gallery import open_gallery
+    from app.gallery.store import open_gallery
 
     made = engine is None
     if made:

@@ -8,7 +8,7 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QD
                              QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from app.paths import default_gallery_dir
-from app.recognition_defaults import default_threshold
+from app.gallery.recognition_defaults import default_threshold
 from app.settings import ENGINES, INPUT_SIZES, Settings
 from engines.backends.registry import backend_names
 from ui import folders

@@ -6,8 +6,8 @@ from PyQt5.QtCore import Qt, pyqtSignal
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                              QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
-from app.cameras import CameraInfo
-from app.live import MAX_SOURCES
+from app.sources.cameras import CameraInfo
+from app.live.session import MAX_SOURCES
 from app.sources import FILE_SUFFIXES, SourceState
 from ui import folders
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.stats import PipelineStats
+from app.live.stats import PipelineStats
 from engines.engine import EngineInfo
 
 

@@ -1,4 +1,4 @@
-"""Unknown people seen in this run, grouped by `app.unknowns.cluster_unknowns`, each with
+"""Unknown people seen in this run, grouped by `app.offline.unknowns.cluster_unknowns`, each with
 its best face, how often and when it was seen, one click away from enrolment."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from PyQt5.QtCore import QSize, pyqtSignal
 from PyQt5.QtGui import QIcon
 from PyQt5.QtWidgets import QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
-from app.unknowns import UnknownGroup
+from app.offline.unknowns import UnknownGroup
 from ui.qt_image import to_pixmap
 from ui.transport import clock
 

@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from app.benchmark import make_frames, run_cases
+from app.offline.benchmark import make_frames, run_cases
 from app.engine_options import add_engine_options, make_engine, parse_size
 from app.paths import SAMPLE_IMAGE
 from engines.backends.registry import ENGINES

@@ -38,9 +38,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.enrollment import enrol_images
-    from app.gallery import open_gallery
-    from app.quality import QualityThresholds
+    from app.gallery.enrollment import enrol_images
+    from app.gallery.store import open_gallery
+    from app.gallery.quality import QualityThresholds
 
     limits = QualityThresholds()
     if args.min_face is not None:

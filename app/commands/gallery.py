@@ -52,7 +52,7 @@ def _common_options(gallery_default, json_default) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from app.gallery import DB_NAME, Gallery
+    from app.gallery.store import DB_NAME, Gallery
     from app.paths import default_gallery_dir
 
     folder = args.gallery if args.gallery is not None else default_gallery_dir()
@@ -117,7 +117,7 @@ def _export(args, gallery) -> int:
 
 
 def _import(args, gallery) -> int:
-    from app.gallery_transfer import ImportRejected
+    from app.gallery.transfer import ImportRejected
 
     on_clash = "merge" if args.merge else "rename" if args.rename else "refuse"
     try:

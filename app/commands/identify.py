@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from app.imageio import load_image
-    from app.naming import name_faces
+    from app.gallery.naming import name_faces
 
     image = load_image(args.image)
     engine = make_engine(args, background_build=False)

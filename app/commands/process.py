@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from app.process import check_outputs, default_output, process_video
+    from app.offline.process import check_outputs, default_output, process_video
     from app.sources import check_stream, mask_url
 
     if "://" not in args.input and not Path(args.input).exists():
@@ -92,9 +92,9 @@ def run(args) -> int:
 
 def _recognizer(args, engine):
     """The Recognizer, the gallery it reads (to close later) and a note saying which."""
-    from app.gallery import DB_NAME, open_gallery
+    from app.gallery.store import DB_NAME, open_gallery
     from app.paths import default_gallery_dir
-    from app.recognition import Recognizer
+    from app.live.recognition import Recognizer
 
     folder = args.gallery or default_gallery_dir()
     if not (folder / DB_NAME).exists():

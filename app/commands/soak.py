@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engines.errors import UserError
-    from app.soak import run_soak
+    from app.live.soak import run_soak
     from app.sources import check_stream, open_source
 
     if args.minutes <= 0 or args.warmup < 0 or args.sample_every <= 0:

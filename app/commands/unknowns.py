@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engines.errors import UserError
-    from app.recognition_defaults import threshold_for_model
-    from app.unknowns import cluster_unknowns, load_appearances, write_group_crops
+    from app.gallery.recognition_defaults import threshold_for_model
+    from app.offline.unknowns import cluster_unknowns, load_appearances, write_group_crops
 
     if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold {args.threshold} is not a cosine similarity: use a value between -1 and 1")

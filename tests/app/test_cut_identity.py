@@ -10,9 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from app.enrollment import enrol_images
-from app.gallery import open_gallery
-from app.recognition import Recognizer
+from app.gallery.enrollment import enrol_images
+from app.gallery.store import open_gallery
+from app.live.recognition import Recognizer
 from app.types import Frame
 from engines.faces import box_iou
 from tests.support.paths import SHARED_DATA

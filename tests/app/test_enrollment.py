@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from app.enrollment import enrol_crops, enrol_images
+from app.gallery.enrollment import enrol_crops, enrol_images
 from engines.errors import UserError
-from app.face_crop import storage_crop
-from app.gallery import Gallery
-from app.quality import QualityThresholds
+from app.gallery.face_crop import storage_crop
+from app.gallery.store import Gallery
+from app.gallery.quality import QualityThresholds
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, draw_face
 from tests.support.paths import SHARED_DATA
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from app.gallery import DB_NAME, Gallery, ModelMismatch, NewSample, open_gallery
+from app.gallery.store import DB_NAME, Gallery, ModelMismatch, NewSample, open_gallery
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
 from tests.support.paths import REPO
 

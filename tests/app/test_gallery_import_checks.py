@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from app.gallery import DB_NAME, DamagedSample, Gallery, open_gallery
-from app.gallery_transfer import ImportRejected
+from app.gallery.store import DB_NAME, DamagedSample, Gallery, open_gallery
+from app.gallery.transfer import ImportRejected
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
 
 NAN_VECTOR = np.full(128, np.nan, "<f4").tobytes()

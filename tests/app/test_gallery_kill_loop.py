@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.gallery import DB_NAME, Gallery
+from app.gallery.store import DB_NAME, Gallery
 from tests.support.paths import REPO
 
 HELPER = REPO / "tests" / "support" / "gallery_crash_helper.py"

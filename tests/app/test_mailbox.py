@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from app.mailbox import Channel, Closed, Mailbox, wait_any
+from app.live.mailbox import Channel, Closed, Mailbox, wait_any
 
 
 def _in_thread(fn):

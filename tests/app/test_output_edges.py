@@ -21,9 +21,9 @@ import pytest
 import app.commands.process as process_command
 from main import main
 from engines.errors import UserError
-from app.events import read_events
+from app.offline.events import read_events
 from app.imageio import decode_image
-from app.process import process_video
+from app.offline.process import process_video
 from app.sources import FileSource
 from tests.support.fakes import FakeEngine, make_video
 from tests.support.paths import REPO, SAMPLE_VIDEO
@@ -184,7 +184,7 @@ def test_outputs_that_hold_faces_are_user_only_whatever_the_umask(tmp_path):
         for p in files:
             assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
         assert stat.S_IMODE(crops.stat().st_mode) == 0o700
-        from app.recorder import Recorder  # live recordings
+        from app.live.recorder import Recorder  # live recordings
 
         from app.types import Frame, FrameResult
         from engines.faces import Faces

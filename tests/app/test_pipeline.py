@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from app.mailbox import Closed
-from app.pipeline import Pipeline
+from app.live.mailbox import Closed
+from app.live.pipeline import Pipeline
 from app.sources import FileSource, SourceState, SyntheticSource
 from engines.faces import Faces
 from tests.support.fakes import FakeEngine, flaky_source, make_video
@@ -246,7 +246,7 @@ def test_pipeline_validates_its_sources():
 
 
 def test_rate_meter_counts_over_elapsed_time_so_bursts_and_stalls_read_right():
-    from app.stats import RateMeter
+    from app.live.stats import RateMeter
 
     steady = RateMeter(window=2.0)
     for i in range(91):  # 30 events per second for 3 s

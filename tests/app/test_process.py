@@ -11,8 +11,8 @@ import pytest
 import app.commands.process as process_command
 from main import main
 from engines.errors import UserError
-from app.events import read_events
-from app.process import process_video
+from app.offline.events import read_events
+from app.offline.process import process_video
 from tests.support.fakes import FakeEngine, make_video, probe
 from tests.support.paths import REPO
 
@@ -121,7 +121,7 @@ def test_write_failure_leaves_no_partial_file(tmp_path):
         import resource, sys
         sys.path.insert(0, {str(REPO)!r})
         from engines.errors import UserError
-        from app.process import process_video
+        from app.offline.process import process_video
         from tests.support.fakes import FakeEngine
         resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
         try:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.quality import FaceQuality, QualityThresholds, assess, enrolment_problems, pose_from_landmarks, sharpness
+from app.gallery.quality import FaceQuality, QualityThresholds, assess, enrolment_problems, pose_from_landmarks, sharpness
 
 FRONTAL = np.array([[40, 50], [80, 50], [60, 71], [45, 92], [75, 92]], np.float32)  # iod 40, pitch 0.5
 

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from app.enrollment import enrol_images
-from app.gallery import Gallery, ModelMismatch, open_gallery
-from app.quality import assess, enrolment_problems
-from app.recognition import Appearance, Recognizer, decode_embedding, encode_embedding
-from app.recognition_defaults import FALLBACK_THRESHOLD
+from app.gallery.enrollment import enrol_images
+from app.gallery.store import Gallery, ModelMismatch, open_gallery
+from app.gallery.quality import assess, enrolment_problems
+from app.live.recognition import Appearance, Recognizer, decode_embedding, encode_embedding
+from app.gallery.recognition_defaults import FALLBACK_THRESHOLD
 from app.types import Frame
 from engines.errors import EngineUnavailable
 from engines.faces import Faces

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from app.shot_change import ShotChangeConfig, ShotChangeDetector
+from app.live.shot_change import ShotChangeConfig, ShotChangeDetector
 from tests.support.paths import SAMPLE_VIDEO
 
 CLIP = SAMPLE_VIDEO

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from app.soak import run_soak
+from app.live.soak import run_soak
 from app.sources import SyntheticSource
 from tests.support.fakes import FakeEngine
 

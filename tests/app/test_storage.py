@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from main import main
-from app.enrollment import enrol_crops
-from app.gallery import DB_NAME, Gallery, open_gallery
+from app.gallery.enrollment import enrol_crops
+from app.gallery.store import DB_NAME, Gallery, open_gallery
 from app.storage import StorageError, probe_output
 from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
 from tests.support.fakes import make_video

@@ -11,7 +11,7 @@ import app.commands.process as process_command
 import app.commands.soak as soak_command
 from main import main
 from engines.errors import UserError
-from app.soak import run_soak
+from app.live.soak import run_soak
 from app.sources import FileSource, StreamSource
 from tests.support.fakes import FakeEngine
 

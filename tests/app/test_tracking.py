@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.tracking import Tracker, TrackerConfig
+from app.live.tracking import Tracker, TrackerConfig
 
 
 def _box(cx, cy, size=60.0):
@@ -172,7 +172,7 @@ def test_a_face_that_disagrees_with_its_track_starts_a_new_one():
 
 
 def test_gate_follows_the_recognition_threshold():
-    from app.tracking import gate_for_threshold
+    from app.live.tracking import gate_for_threshold
 
     assert gate_for_threshold(0.553) == pytest.approx(0.3295)
     assert gate_for_threshold(0.93) == pytest.approx(0.895)
@@ -180,8 +180,8 @@ def test_gate_follows_the_recognition_threshold():
 
 def test_embedding_gate_per_engine():
     """Half way from the threshold to the mean of different people: SFace's scale is not dlib's."""
-    from app.recognition_defaults import DEFAULT_THRESHOLD, chance_for_model
-    from app.tracking import gate_for_threshold
+    from app.gallery.recognition_defaults import DEFAULT_THRESHOLD, chance_for_model
+    from app.live.tracking import gate_for_threshold
     from engines.teachers import cascade, mtcnn_dlib
 
     assert gate_for_threshold(DEFAULT_THRESHOLD["uniface"]) == pytest.approx(0.3295)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from engines.errors import UserError
-from app.recognition import Appearance
-from app.recognition_defaults import DEFAULT_THRESHOLD
-from app.unknowns import cluster_unknowns, load_appearances, write_group_crops
+from app.live.recognition import Appearance
+from app.gallery.recognition_defaults import DEFAULT_THRESHOLD
+from app.offline.unknowns import cluster_unknowns, load_appearances, write_group_crops
 from tests.support.paths import REPO
 
 

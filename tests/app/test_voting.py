@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.voting import IdentityVote, VoteConfig
+from app.live.voting import IdentityVote, VoteConfig
 
 
 def test_a_confident_frame_names_at_once_a_weak_one_needs_agreement():

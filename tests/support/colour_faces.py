@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.face_crop import storage_crop
-from app.gallery import NewSample
+from app.gallery.face_crop import storage_crop
+from app.gallery.store import NewSample
 from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 

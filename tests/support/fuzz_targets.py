@@ -82,7 +82,7 @@ class Seeds:
             path = workdir / f"seed.{ext}"
             make_video(path, frames=8, size=(64, 48), fmt=fmt)
             videos.append((ext, path.read_bytes()))
-        from app.gallery import Gallery
+        from app.gallery.store import Gallery
 
         engine = ColourFaceEngine()
         with Gallery(workdir / "seed-gallery") as g:
@@ -172,7 +172,7 @@ def fuzz_import(data: bytes, seeds: Seeds) -> str:
     """Import a damaged export (bytes flipped, or fields edited) into a gallery holding a
     clashing name; then the gallery must still open and match for the engine: no import
     may leave it unusable."""
-    from app.gallery import Gallery, open_gallery
+    from app.gallery.store import Gallery, open_gallery
     from tests.support.colour_faces import COLOURS, ColourFaceEngine, face_sample
 
     run = Path(tempfile.mkdtemp(dir=seeds.workdir))

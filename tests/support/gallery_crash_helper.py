@@ -11,8 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 
-from app.face_crop import FaceCrop  # noqa: E402
-from app.gallery import Gallery, NewSample  # noqa: E402
+from app.gallery.face_crop import FaceCrop  # noqa: E402
+from app.gallery.store import Gallery, NewSample  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
 
-from app.gallery import Gallery, NewSample
+from app.gallery.store import Gallery, NewSample
 from app.sources import SyntheticSource
 from tests.support.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
     SYNTHETIC, no_threads_left_behind, open_window, unit, view_of, wait_frames)

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.recognition import Recognizer
+from app.live.recognition import Recognizer
 from app.settings import Settings
-from app.track_crops import TrackCrops
+from app.live.track_crops import TrackCrops
 from app.types import Frame
 from tests.support.ui_support import open_window, view_of, wait_threads_gone
 from tests.support.paths import REPO

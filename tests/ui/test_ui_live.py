@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 
-from app.gallery import Gallery, NewSample
-from app.gallery_undo import restore, snapshot_identity
-from app.live import LiveSession, _merge_small, display_name, source_kind
-from app.playback import PlayableFile
+from app.gallery.store import Gallery, NewSample
+from app.gallery.undo import restore, snapshot_identity
+from app.live.session import LiveSession, _merge_small, display_name, source_kind
+from app.sources.playback import PlayableFile
 from app.sources import SourceState
-from app.track_crops import TrackCrops
+from app.live.track_crops import TrackCrops
 from app.types import Frame
 from engines.faces import Faces
 from tests.support.fakes import FakeEngine, make_video

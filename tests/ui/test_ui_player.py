@@ -8,7 +8,7 @@ import pytest
 from PyQt5.QtCore import QPoint, Qt
 from PyQt5.QtGui import QKeySequence
 
-from app.playback import PlayableFile
+from app.sources.playback import PlayableFile
 from tests.support.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
     SYNTHETIC, no_threads_left_behind, open_window, view_of, wait_frames)
 from tests.support.paths import SAMPLE_VIDEO

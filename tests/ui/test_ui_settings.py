@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from app.gallery import Gallery, NewSample
+from app.gallery.store import Gallery, NewSample
 from app.settings import Settings, load_settings, save_settings
 from tests.support.ui_support import (  # noqa: F401  (no_threads_left_behind: an autouse fixture)
     SYNTHETIC, no_threads_left_behind, open_window, unit, view_of, wait_frames)

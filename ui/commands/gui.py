@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 def default_sources() -> list[tuple[str, bool]]:
     """The first camera found, else the bundled sample video (looping)."""
-    from app.cameras import find_cameras
+    from app.sources.cameras import find_cameras
     from app.paths import SAMPLE_VIDEO
 
     cameras = find_cameras(limit=4)

@@ -29,11 +29,11 @@ def engine():
 
 
 def test_shipped_model_is_the_default_and_its_threshold_was_calibrated_for_it(engine):
-    from app.recognition_defaults import CALIBRATED_MODEL, default_threshold
+    from app.gallery.recognition_defaults import CALIBRATED_MODEL, default_threshold
 
     assert not engine.info.random_weights
     assert engine.info.model_id == CALIBRATED_MODEL["uniface"], (
-        "the shipped weights changed: run `main.py eval lfw` and update app/recognition_defaults.py")
+        "the shipped weights changed: run `main.py eval lfw` and update app/gallery/recognition_defaults.py")
     assert 0.0 < default_threshold("uniface") < 1.0
 
 
@@ -89,8 +89,8 @@ def test_a_face_filling_most_of_the_frame_and_many_small_faces_are_found(engine)
 
 
 def test_enrolled_person_is_named_and_a_stranger_is_unknown(engine, tmp_path):
-    from app.enrollment import enrol_images
-    from app.gallery import open_gallery
+    from app.gallery.enrollment import enrol_images
+    from app.gallery.store import open_gallery
 
     blair, powell = sorted((LFW / "Tony_Blair").glob("*.jpg")), sorted((LFW / "Colin_Powell").glob("*.jpg"))
     if len(blair) < 10 or len(powell) < 3:

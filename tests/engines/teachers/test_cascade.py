@@ -125,7 +125,7 @@ def test_same_person_is_closer_than_different_people(cascade):
     lfw = SHARED_DATA / "lfw" / "images"
     if not lfw.is_dir():
         pytest.skip("LFW is not present")
-    from app.recognition_defaults import DEFAULT_THRESHOLD
+    from app.gallery.recognition_defaults import DEFAULT_THRESHOLD
 
     def embed(name, i):
         return cascade.infer([cv2.imread(str(lfw / name / f"{name}_{i:04d}.jpg"))])[0].embeddings
@@ -155,7 +155,7 @@ def test_engines_by_name():
 
 
 def test_thresholds_per_engine_and_model_id():
-    from app.recognition_defaults import CALIBRATED_MODEL, DEFAULT_THRESHOLD, threshold_for_model
+    from app.gallery.recognition_defaults import CALIBRATED_MODEL, DEFAULT_THRESHOLD, threshold_for_model
     from engines.teachers import cascade, mtcnn_dlib
 
     assert set(DEFAULT_THRESHOLD) == {"uniface", "cascade", "mtcnn-dlib"}

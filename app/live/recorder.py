@@ -12,7 +12,7 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 
-from app.mailbox import Channel, Closed
+from app.live.mailbox import Channel, Closed
 from app.render import FrameAnnotator
 from app.types import FrameResult
 from app.video_writer import VideoWriter

@@ -16,10 +16,10 @@ from typing import Sequence, Union
 import numpy as np
 
 from engines.errors import UserError
-from app.face_crop import storage_crop
-from app.gallery import Gallery, NewSample
+from app.gallery.face_crop import storage_crop
+from app.gallery.store import Gallery, NewSample
 from app.imageio import load_image
-from app.quality import FaceQuality, QualityThresholds, assess, enrolment_problems
+from app.gallery.quality import FaceQuality, QualityThresholds, assess, enrolment_problems
 from app.storage import StorageError
 from engines.faces import Faces
 

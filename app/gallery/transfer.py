@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from engines.errors import UserError
-from app.gallery_schema import FORMAT_NAME, SCHEMA_VERSION
+from app.gallery.schema import FORMAT_NAME, SCHEMA_VERSION
 from app.storage import classify_os_error, classify_sqlite_error, probe_folder
-from app.gallery_validate import Rejection, clean_name, crop_problem, name_key, vector_problem
+from app.gallery.validate import Rejection, clean_name, crop_problem, name_key, vector_problem
 
 
 @dataclass(slots=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from engines.errors import UserError
-from app.events import event_format, write_events
-from app.pipeline import Analyzer, Pipeline
+from app.offline.events import event_format, write_events
+from app.live.pipeline import Analyzer, Pipeline
 from app.render import FrameAnnotator
 from app.sources import FileSource, mask_url
 from app.storage import classify_os_error, probe_folder, probe_output
@@ -93,7 +93,7 @@ def process_video(
 ) -> ProcessSummary:
     """Run `engine` (then `analyzers`, then `recognizer`) on every frame of `input_path`; write
     the annotated video to `output` and one event per appearance to `events` (either may be
-    None). `recognizer` None: a gallery-less `app.recognition.Recognizer` (tracks only).
+    None). `recognizer` None: a gallery-less `app.live.recognition.Recognizer` (tracks only).
     Raises `UserError` for bad paths, unreadable input and full disks."""
     spec = str(input_path)  # a URL stays as given (Path would fold its "//")
     input_path = Path(input_path)
@@ -101,7 +101,7 @@ def process_video(
     events = Path(events) if events is not None else None
     check_outputs(input_path, output, events, crops_dir)
     if recognizer is None:
-        from app.recognition import Recognizer
+        from app.live.recognition import Recognizer
 
         recognizer = Recognizer(None, engine=engine)
 

@@ -16,7 +16,8 @@ import logging
 import threading
 from pathlib import Path
 
-from app.sources import FileSource, SourceState, _Pacer
+from app.sources.base import SourceState, _Pacer
+from app.sources.files import FileSource
 from app.types import Frame
 
 log = logging.getLogger("unisight.playback")

@@ -1,4 +1,4 @@
-"""Naming faces in a single image from the gallery (identify; video uses `app.recognition`)."""
+"""Naming faces in a single image from the gallery (identify; video uses `app.live.recognition`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,7 +23,7 @@ def name_faces(faces: Faces, engine, gallery_dir: Path | None, threshold: float 
         return unnamed, f"none ({folder} does not exist)"
     if faces.embeddings is None or len(faces) == 0:
         return unnamed, str(folder)
-    from app.gallery import open_gallery
+    from app.gallery.store import open_gallery
 
     with open_gallery(folder, engine, threshold=threshold) as gallery:
         matches = gallery.match(faces.embeddings, engine.info.model_id)

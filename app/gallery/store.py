@@ -28,15 +28,15 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from engines.errors import UserError
-from app.face_crop import FaceCrop, encode_jpeg, thumbnail
-from app.gallery_schema import DB_NAME, FORMAT_NAME, SCHEMA, SCHEMA_VERSION
-from app.gallery_transfer import (ImportRejected, ImportReport, check_export, free_name, read_export, sample_digest,
+from app.gallery.face_crop import FaceCrop, encode_jpeg, thumbnail
+from app.gallery.schema import DB_NAME, FORMAT_NAME, SCHEMA, SCHEMA_VERSION
+from app.gallery.transfer import (ImportRejected, ImportReport, check_export, free_name, read_export, sample_digest,
                                   write_export)
-from app.gallery_validate import MAX_CROP_PIXELS, MAX_NAME_LENGTH, clean_name, vector_problem  # noqa: F401
+from app.gallery.validate import MAX_CROP_PIXELS, MAX_NAME_LENGTH, clean_name, vector_problem  # noqa: F401
 from app.paths import default_gallery_dir
 from app.storage import (LOW_SPACE_BYTES, StorageError, classify_os_error, classify_sqlite_error, free_bytes,
                          write_problem)
-from app.recognition_defaults import DEFAULT_MARGIN, FALLBACK_THRESHOLD
+from app.gallery.recognition_defaults import DEFAULT_MARGIN, FALLBACK_THRESHOLD
 from engines.faces import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
@@ -716,7 +716,7 @@ def open_gallery(path: str | os.PathLike | None, engine=None, *, threshold: floa
     """Open (or create) the gallery at `path` (None = the default folder) for `engine`:
     samples lacking an embedding from the engine's model are re-embedded from their crops,
     and the threshold defaults to the engine's calibrated one."""
-    from app.recognition_defaults import default_threshold
+    from app.gallery.recognition_defaults import default_threshold
 
     engine_name = engine.info.engine if engine is not None else None
     gallery = Gallery(path, threshold=threshold if threshold is not None else default_threshold(engine_name),

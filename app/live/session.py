@@ -26,15 +26,15 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from engines.errors import UserError
-from app.gallery import Gallery
-from app.pipeline import Pipeline, PipelineError
-from app.playback import PlayableFile
-from app.recognition import Appearance, Recognizer
-from app.recognition_defaults import default_threshold
-from app.recorder import Recorder
+from app.gallery.store import Gallery
+from app.live.pipeline import Pipeline, PipelineError
+from app.sources.playback import PlayableFile
+from app.live.recognition import Appearance, Recognizer
+from app.gallery.recognition_defaults import default_threshold
+from app.live.recorder import Recorder
 from app.sources import STREAM_SCHEMES, SourceEvent, SourceState, VideoSource, mask_url, open_source
-from app.stats import PipelineStats
-from app.track_crops import TrackCrop, TrackCrops
+from app.live.stats import PipelineStats
+from app.live.track_crops import TrackCrop, TrackCrops
 from app.types import Frame, FrameResult
 from engines.engine import FaceEngine
 from engines.faces import Faces
@@ -334,8 +334,8 @@ class LiveSession:
     # -- enrolment (call from a worker thread: the engine runs) -------------------------------
     def enrol_crops(self, name: str, crops: Sequence[np.ndarray], sources: Sequence[str] | None = None,
                     confirm: bool = True):
-        """Enrol `name` from face crops (`app.enrollment.enrol_crops`); names update at once."""
-        from app.enrollment import enrol_crops
+        """Enrol `name` from face crops (`app.gallery.enrollment.enrol_crops`); names update at once."""
+        from app.gallery.enrollment import enrol_crops
 
         result = enrol_crops(self._require_gallery(), self.engine, name, list(crops), sources, confirm=confirm)
         if result.ok:
@@ -343,8 +343,8 @@ class LiveSession:
         return result
 
     def enrol_images(self, name: str, paths: Sequence[str | Path], confirm: bool = True):
-        """Enrol `name` from photo files, the largest face of each (`app.enrollment.enrol_images`)."""
-        from app.enrollment import enrol_images
+        """Enrol `name` from photo files, the largest face of each (`app.gallery.enrollment.enrol_images`)."""
+        from app.gallery.enrollment import enrol_images
 
         result = enrol_images(self._require_gallery(), self.engine, name, list(paths), face="largest",
                               confirm=confirm)

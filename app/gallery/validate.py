@@ -18,7 +18,7 @@ from engines.faces import EMBEDDING_DIM
 
 MAX_NAME_LENGTH = 100
 NORM_TOLERANCE = 1e-3  # stored embeddings are unit length (float32 rounding is ~1e-7)
-MAX_CROP_PIXELS = 1024 * 1024  # stored crops are at most 256 px square (app.face_crop)
+MAX_CROP_PIXELS = 1024 * 1024  # stored crops are at most 256 px square (app.gallery.face_crop)
 MAX_CROP_BYTES = 4_000_000
 # Direction overrides can make a name display as another; they are never part of a name.
 _BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from app.mailbox import Channel, Closed, Mailbox, wait_any
+from app.live.mailbox import Channel, Closed, Mailbox, wait_any
 from app.sources import ReconnectingSource, SourceEvent, SourceState, VideoSource
-from app.stats import LatencyWindow, PipelineStats, RateMeter, SourceStats, StageStats
+from app.live.stats import LatencyWindow, PipelineStats, RateMeter, SourceStats, StageStats
 from app.types import Frame, FrameResult
 from engines.engine import FaceEngine
 from engines.faces import Faces

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.face_crop import storage_crop
-from app.quality import FaceQuality, QualityThresholds, assess, enrolment_problems
-from app.recognition import frame_time
+from app.gallery.face_crop import storage_crop
+from app.gallery.quality import FaceQuality, QualityThresholds, assess, enrolment_problems
+from app.live.recognition import frame_time
 from app.types import Frame
 from engines.faces import Faces
 
@@ -32,7 +32,7 @@ from engines.faces import Faces
 class TrackCrop:
     """One face of a track, cut out for enrolment, with its quality verdict."""
 
-    image: np.ndarray  # BGR storage crop (app.face_crop.storage_crop): the face with context
+    image: np.ndarray  # BGR storage crop (app.gallery.face_crop.storage_crop): the face with context
     quality: FaceQuality
     problems: list[str]  # why it would be refused (empty: it passes the enrolment checks)
     source_id: str

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.face_crop import FaceCrop
-from app.gallery import Gallery, NewSample
+from app.gallery.face_crop import FaceCrop
+from app.gallery.store import Gallery, NewSample
 
 
 @dataclass(slots=True)

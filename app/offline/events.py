@@ -27,7 +27,7 @@ CSV_SUFFIXES = (".csv",)
 
 
 class AppearanceLike(Protocol):
-    """What the recognizer reports per appearance (`app.recognition.Appearance`)."""
+    """What the recognizer reports per appearance (`app.live.recognition.Appearance`)."""
 
     track_id: int
     name: str | None
@@ -40,7 +40,7 @@ class AppearanceLike(Protocol):
     best_crop: np.ndarray | None
 
 
-# The keys of one record, in order (those of `app.recognition.Appearance.to_record`).
+# The keys of one record, in order (those of `app.live.recognition.Appearance.to_record`).
 FIELDS = ("type", "source_id", "track_id", "name", "similarity", "first_time", "last_time", "first_frame",
           "last_frame", "observations", "quality", "embedding", "crop", "ongoing", "model_id")
 CSV_FIELDS = tuple(f for f in FIELDS if f != "embedding")  # 684 characters of base64 help no one in a sheet

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS samples (
     id INTEGER PRIMARY KEY,
     identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
     enrolled_model TEXT NOT NULL,          -- the model_id that embedded it at enrolment
-    crop_jpeg BLOB,                        -- upright crop, ~2x the face box (app.face_crop)
+    crop_jpeg BLOB,                        -- upright crop, ~2x the face box (app.gallery.face_crop)
     face_x1 REAL, face_y1 REAL, face_x2 REAL, face_y2 REAL,  -- face box inside the crop
     quality REAL,
     source TEXT NOT NULL DEFAULT '',

@@ -49,7 +49,7 @@ MODEL_ID_PREFIXES: tuple[tuple[str, str], ...] = (
     ("uniface-", "uniface"),
 )
 # mean cosine of two different people (LFW pairs.txt), where measured: the tracker's embedding
-# gate lies half way from the threshold to it (`app.tracking.gate_for_threshold`)
+# gate lies half way from the threshold to it (`app.live.tracking.gate_for_threshold`)
 DIFFERENT_PEOPLE_MEAN: dict[str, float] = {"cascade": 0.082}
 FALLBACK_THRESHOLD = 0.93  # engines not in the table
 DEFAULT_MARGIN = 0.03  # best identity must beat the second best by this much

@@ -18,15 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.face_crop import storage_crop
-from app.gallery import Gallery, Matches
-from app.quality import assess
-from app.recognition_defaults import default_threshold
-from app.shot_change import ShotChangeConfig, ShotChangeDetector
-from app.recognition_defaults import chance_for_model
-from app.tracking import Track, Tracker, TrackerConfig, gate_for_threshold
+from app.gallery.face_crop import storage_crop
+from app.gallery.store import Gallery, Matches
+from app.gallery.quality import assess
+from app.gallery.recognition_defaults import default_threshold
+from app.live.shot_change import ShotChangeConfig, ShotChangeDetector
+from app.gallery.recognition_defaults import chance_for_model
+from app.live.tracking import Track, Tracker, TrackerConfig, gate_for_threshold
 from app.types import Frame
-from app.voting import IdentityVote, VoteConfig
+from app.live.voting import IdentityVote, VoteConfig
 from engines.faces import EMBEDDING_DIM, Faces
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Appearance:
     first_frame: int
     last_frame: int
     source_id: str
-    best_crop: np.ndarray | None  # BGR storage crop (app.face_crop) of the best-quality frame
+    best_crop: np.ndarray | None  # BGR storage crop (app.gallery.face_crop) of the best-quality frame
     quality: float = 0.0  # quality weight of that frame
     observations: int = 0  # frames the face was detected in
     embedding: np.ndarray | None = None  # (128,) quality-weighted mean, unit length

@@ -19,8 +19,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 
 from engines.errors import UserError
-from app.recognition import Appearance
-from app.recognition_defaults import threshold_for_model
+from app.live.recognition import Appearance
+from app.gallery.recognition_defaults import threshold_for_model
 from app.storage import classify_os_error, make_private_folder, write_private
 
 

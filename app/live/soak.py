@@ -15,8 +15,8 @@ from typing import Callable
 
 import psutil
 
-from app.pipeline import Pipeline
-from app.recognition import Recognizer
+from app.live.pipeline import Pipeline
+from app.live.recognition import Recognizer
 from app.render import FrameAnnotator
 from app.sources import VideoSource
 from app.types import FrameResult

@@ -1,0 +1,1 @@
+"""The gallery: the on-disk store, matching, enrolment and its checks, transfer, undo."""

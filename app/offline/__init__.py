@@ -1,0 +1,1 @@
+"""Recorded video: processing a file, writing the annotated copy, events, unknowns, benchmarks."""
