@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -246,3 +247,87 @@ def free_name(conn: sqlite3.Connection, name: str) -> str:
         if conn.execute("SELECT 1 FROM identities WHERE name=?", (candidate,)).fetchone() is None:
             return candidate
     raise UserError(f"no free name for {name!r}")
+
+
+def import_rows(gallery, conn: sqlite3.Connection, incoming: dict, on_clash: str, report: ImportReport) -> None:
+    """Write the checked `incoming` samples into `gallery` inside its open transaction `conn`."""
+    clashes = [name for name in incoming if gallery._identity_id(name, conn) is not None]
+    if clashes and on_clash == "refuse":
+        raise UserError(
+            f"import refused: {len(clashes)} name(s) already in the gallery ({', '.join(clashes[:10])}); "
+            "nothing was imported: add --merge to join their samples to the existing identities "
+            "or --rename to import them under new names"
+        )
+    now = time.time()
+    for name, samples in incoming.items():
+        target = gallery._identity_id(name, conn)
+        known: set[bytes] = set()
+        if target is None:
+            target = gallery._insert_identity(conn, name)
+            report.added.append(name)
+        elif on_clash == "merge":
+            report.merged.append(name)
+            known = {sample_digest(crop, embs) for crop, embs in gallery._sample_contents(conn, target)}
+        else:
+            new_name = free_name(conn, name)
+            target = gallery._insert_identity(conn, new_name)
+            report.renamed[name] = new_name
+        for sample in samples:
+            if sample.digest() in known:  # only samples that were here before the import count
+                report.duplicates_skipped += 1
+                continue
+            cur = conn.execute(
+                "INSERT INTO samples (identity_id, enrolled_model, crop_jpeg, face_x1, face_y1, face_x2, face_y2, "
+                "quality, source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (target, sample.enrolled_model, sample.crop_jpeg, *sample.box, sample.quality,
+                 sample.source, sample.created))
+            for model_id, vector in sample.embeddings:
+                conn.execute("INSERT INTO embeddings VALUES (?, ?, ?, ?)", (cur.lastrowid, model_id, vector, now))
+            report.samples += 1
+        conn.execute("UPDATE identities SET updated=? WHERE id=?", (now, target))
+
+
+def export_gallery(gallery, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write the whole gallery (identities, samples, crops, every model's embeddings) to one
+    SQLite file, readable by the user only; refuses to replace a file unless `overwrite`."""
+    def copy_into(tmp: str) -> None:
+        with gallery._lock:
+            gallery._live().execute("VACUUM INTO ?", (tmp,))
+
+    return write_export(path, overwrite, copy_into)
+
+
+class _DryRun(Exception):
+    """Rolls back a dry-run import's transaction."""
+
+
+def import_gallery(gallery, path: str | os.PathLike, on_clash: str = "refuse", *, dry_run: bool = False,
+                   skip_rejected: bool = False) -> ImportReport:
+    """Add the identities of an exported gallery file, in one transaction.
+
+    Everything is checked before anything is written (`check_export`):
+    when a sample fails, the import is refused (`ImportRejected`, whose report lists every
+    rejected sample) unless `skip_rejected`, which imports the rest. `dry_run` does the
+    whole import and rolls it back: the report says what would happen.
+
+    on_clash: "refuse" (any name that exists here stops the whole import, nothing added),
+    "merge" (their samples join the existing identity; samples already there are skipped) or
+    "rename" (imported as "Name (2)", ...)."""
+    if on_clash not in ("refuse", "merge", "rename"):
+        raise ValueError(f"on_clash must be refuse, merge or rename, got {on_clash!r}")
+    incoming, rejected = check_export(read_export(Path(path)), gallery.model_ids())
+    report = ImportReport(rejected=rejected, dry_run=dry_run)
+    if rejected and not skip_rejected and not dry_run:
+        listed = "; ".join(r.line() for r in rejected[:3])
+        more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
+        raise ImportRejected(
+            f"import refused: {len(rejected)} sample(s) of {path} failed the checks: {listed}{more}; "
+            "nothing was imported: add --skip-rejected to import the rest, or --dry-run to list them all", report)
+    try:
+        with gallery._tx() as conn:
+            import_rows(gallery, conn, incoming, on_clash, report)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return report
