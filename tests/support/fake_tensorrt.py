@@ -27,7 +27,7 @@ from collections import Counter
 import numpy as np
 import onnx
 
-from engines.backends.tensorrt_backend import CudaDevice, DeviceBuffer, HostBuffer, Stream
+from engines.trt.cuda_memory import CudaDevice, DeviceBuffer, HostBuffer, Stream
 from engines.trt.runtime_module import GpuInfo
 
 MAGIC = b"FAKETRT1"
