@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Callable
 
 from engines.trt.cache import EngineCache, EngineKey, atomic_write_bytes, read_blob, sha256_file
-from engines.trt.fp16 import FP16_CONVERTER_VERSION, Fp16Overflow, contract_feeds, convert_file
+from engines.trt.fp16 import FP16_CONVERTER_VERSION, contract_feeds
+from engines.trt.fp16_check import Fp16Overflow, convert_file
 from engines.trt.runtime_module import GpuInfo, TrtModule, load_tensorrt, make_logger, query_gpu
 
 log = logging.getLogger(__name__)

@@ -421,7 +421,7 @@ def make_module(version: str = "11.4.0.106", name: str = "tensorrt", progress_mo
         def __init__(self, header, onnx_bytes, logger):
             import onnxruntime as ort
 
-            from engines.trt.fp16 import simulate_fp16_storage
+            from engines.trt.fp16_check import simulate_fp16_storage
 
             self.header, self.logger = header, logger
             model = onnx.load_from_string(onnx_bytes)

@@ -14,8 +14,8 @@ from onnx import numpy_helper
 
 from app.paths import SAMPLE_IMAGE
 from engines.preprocess import letterbox_batch
-from engines.trt.fp16 import (FP16_CONVERTER_VERSION, Fp16Overflow, check_fp16, contract_feeds, convert_file,
-                              convert_model, simulate_fp16_storage)
+from engines.trt.fp16 import FP16_CONVERTER_VERSION, contract_feeds, convert_model
+from engines.trt.fp16_check import Fp16Overflow, check_fp16, convert_file, simulate_fp16_storage
 
 CONTRACT_K = 8
 CONTRACT_SIZE = (128, 96)  # (w, h), multiples of 4
