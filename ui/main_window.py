@@ -19,7 +19,8 @@ from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QL
                              QTabWidget, QVBoxLayout, QWidget)
 
 from engines.errors import UserError
-from app.live.session import LiveSession, SessionEvent
+from app.live.entries import SessionEvent
+from app.live.session import LiveSession
 from app.paths import user_data_dir
 from app.settings import Settings, engine_namespace, save_settings
 from app.sources import FILE_SUFFIXES, SourceState

@@ -7,7 +7,7 @@ from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHB
                              QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from app.sources.cameras import CameraInfo
-from app.live.session import MAX_SOURCES
+from app.live.entries import MAX_SOURCES
 from app.sources import FILE_SUFFIXES, SourceState
 from ui import folders
 

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 from app.live.mailbox import Channel, Closed, Mailbox, wait_any
 from app.sources import ReconnectingSource, SourceEvent, SourceState, VideoSource
-from app.live.stats import LatencyWindow, PipelineStats, RateMeter, SourceStats, StageStats
+from app.live.stats import LatencyWindow, PipelineStats, RateMeter, snapshot
 from app.types import Frame, FrameResult
 from engines.engine import FaceEngine
 from engines.faces import Faces
@@ -156,7 +156,7 @@ class Pipeline:
 
     def _make_capture_thread(self, slot: _SourceSlot) -> threading.Thread:
         slot.source.add_listener(self._forward_state)
-        slot.thread = threading.Thread(target=self._capture_loop, args=(slot,), daemon=True,
+        slot.thread = threading.Thread(target=_capture_loop, args=(self, slot), daemon=True,
                                        name=f"unisight-capture-{slot.source.source_id}")
         self._threads.append(slot.thread)
         return slot.thread
@@ -232,36 +232,6 @@ class Pipeline:
         return not alive
 
     # -- stages ----------------------------------------------------------------------------
-    def _capture_loop(self, slot: _SourceSlot) -> None:
-        source = slot.source
-        try:
-            if source.state == SourceState.IDLE:
-                if self.retry_open and isinstance(source, ReconnectingSource):
-                    source.open(retry=True)
-                else:
-                    source.open()
-            while not self._stop.is_set():
-                t0 = time.monotonic()
-                frame = source.read()
-                if frame is None:
-                    break
-                slot.meter.tick(time.monotonic() - t0)
-                slot.box.put(frame)
-            if source.state == SourceState.FAILED and not self._stop.is_set():
-                self._report("capture", source.source_id, RuntimeError(source.error or "source failed"), fatal=False)
-        except Closed:
-            pass
-        except Exception as exc:
-            if not self._stop.is_set():
-                self._report("capture", source.source_id, exc, fatal=False)
-        finally:
-            try:
-                source.close()
-            except Exception as exc:
-                self._report("capture", source.source_id, exc, fatal=False)
-            source.remove_listener(self._forward_state)
-            slot.box.close()  # end of this source's stream: inference drains what is left
-
     def _inference_loop(self) -> None:
         active: list[_SourceSlot] = []
         known: set[_SourceSlot] = set()
@@ -365,33 +335,37 @@ class Pipeline:
 
     def stats(self) -> PipelineStats:
         """A snapshot of rates, latency and drops; any thread, any time."""
-        now = time.monotonic()
-        sources = {}
-        cap_fps = cap_count = 0
-        cap_busy, cap_total = [], 0.0
-        for slot in self._slots:
-            s = slot.source
-            fps = slot.meter.rate(now)
-            cap_fps += fps
-            cap_count += slot.meter.count
-            cap_busy.append(slot.meter.busy_ms())
-            cap_total += slot.meter.busy_total
-            sources[s.source_id] = SourceStats(s.source_id, s.state.value, slot.meter.count, slot.box.dropped,
-                                               fps, slot.processed)
-        return PipelineStats(
-            stages={
-                "capture": StageStats(cap_fps, cap_count, sum(cap_busy) / len(cap_busy),
-                                      1000.0 * cap_total / cap_count if cap_count else 0.0),
-                "inference": StageStats(self._inference_meter.rate(now), self._inference_meter.count,
-                                        self._inference_meter.busy_ms(), self._inference_meter.mean_busy_ms()),
-                "output": StageStats(self._output_meter.rate(now), self._output_meter.count,
-                                     self._output_meter.busy_ms(), self._output_meter.mean_busy_ms()),
-            },
-            sources=sources,
-            latency_p50_ms=self._latency.percentile_ms(50),
-            latency_p95_ms=self._latency.percentile_ms(95),
-            dropped_results=(self.results.dropped if isinstance(self.results, Mailbox) else 0) + (
-                self._out.dropped if isinstance(self._out, Mailbox) else 0),
-            errors=len(self.errors),
-            running=self.running,
-        )
+        return snapshot(self._slots, self._inference_meter, self._output_meter, self._latency,
+                        (self.results, self._out), len(self.errors), self.running)
+
+
+def _capture_loop(pipeline: Pipeline, slot: _SourceSlot) -> None:
+    """A capture thread: open the source, read frames into its box until it ends or the pipeline stops."""
+    source = slot.source
+    try:
+        if source.state == SourceState.IDLE:
+            if pipeline.retry_open and isinstance(source, ReconnectingSource):
+                source.open(retry=True)
+            else:
+                source.open()
+        while not pipeline._stop.is_set():
+            t0 = time.monotonic()
+            frame = source.read()
+            if frame is None:
+                break
+            slot.meter.tick(time.monotonic() - t0)
+            slot.box.put(frame)
+        if source.state == SourceState.FAILED and not pipeline._stop.is_set():
+            pipeline._report("capture", source.source_id, RuntimeError(source.error or "source failed"), fatal=False)
+    except Closed:
+        pass
+    except Exception as exc:
+        if not pipeline._stop.is_set():
+            pipeline._report("capture", source.source_id, exc, fatal=False)
+    finally:
+        try:
+            source.close()
+        except Exception as exc:
+            pipeline._report("capture", source.source_id, exc, fatal=False)
+        source.remove_listener(pipeline._forward_state)
+        slot.box.close()  # end of this source's stream: inference drains what is left

@@ -18,9 +18,9 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -30,18 +30,17 @@ from app.gallery.store import Gallery
 from app.live.pipeline import Pipeline, PipelineError
 from app.sources.playback import PlayableFile
 from app.live.recognition import Appearance, Recognizer
-from app.gallery.recognition_defaults import default_threshold
 from app.live.recorder import Recorder
-from app.sources import STREAM_SCHEMES, SourceEvent, SourceState, VideoSource, mask_url, open_source
+from app.sources import SourceEvent, VideoSource, open_source
 from app.live.stats import PipelineStats
-from app.live.track_crops import TrackCrop, TrackCrops
+from app.live.track_crops import TrackCrops
 from app.types import Frame, FrameResult
 from engines.engine import FaceEngine
 from engines.faces import Faces
+from app.live.controls import DecisionControls, EnrolmentControls, RecordingControls
+from app.live.entries import MAX_SOURCES, PlayerControls, SessionEvent, SourceEntry, display_name, source_kind
 
 log = logging.getLogger("unisight.live")
-
-MAX_SOURCES = 4
 
 
 class LockedEngine(FaceEngine):
@@ -62,86 +61,7 @@ class LockedEngine(FaceEngine):
             self.inner.close()
 
 
-@dataclass(slots=True)
-class SourceEntry:
-    """One source as the operator sees it; `source` is replaced each time the pipeline is rebuilt."""
-
-    source_id: str
-    spec: str  # what was asked for: a path, a camera index, a URL, "synthetic:..."
-    kind: str  # "file", "camera", "stream", "synthetic"
-    loop: bool = False
-    source: VideoSource | None = None
-    state: SourceState = SourceState.IDLE
-    message: str = ""
-    frozen: bool = False  # a paused live source: frames still flow, the view holds its picture
-    next_index: int = 0
-    position: float = 0.0  # files: seconds into the file
-    paused: bool = False  # files: paused when the pipeline was rebuilt
-
-    @property
-    def seekable(self) -> bool:
-        return isinstance(self.source, PlayableFile)
-
-    @property
-    def fps(self) -> float | None:
-        return self.source.info.fps if self.source is not None else None
-
-    @property
-    def duration(self) -> float | None:
-        return self.source.info.duration if self.source is not None else None
-
-    @property
-    def is_paused(self) -> bool:
-        if isinstance(self.source, PlayableFile):
-            return self.source.paused
-        return self.frozen
-
-    @property
-    def current_position(self) -> float:
-        return self.source.position if isinstance(self.source, PlayableFile) else self.position
-
-
-@dataclass(slots=True)
-class SessionEvent:
-    """Something the window should show: a source's state, an error, or a note."""
-
-    kind: str  # "state", "error", "info"
-    message: str
-    source_id: str | None = None
-    state: SourceState | None = None
-    fatal: bool = False
-    time: float = field(default_factory=time.monotonic)
-
-
-def source_kind(spec: str) -> str:
-    """"camera", "synthetic", "stream" or "file" for a source spec (see `open_source`)."""
-    text = spec.strip()
-    if text.isdigit():
-        return "camera"
-    if text.lower().startswith("synthetic:"):
-        return "synthetic"
-    if "://" in text:
-        scheme = urlsplit(text).scheme.lower()
-        if scheme == "file":
-            return "file"
-        if scheme in STREAM_SCHEMES:
-            return "stream"
-    return "file"
-
-
-def display_name(spec: str) -> str:
-    """A short name for a source: a file's name, "camera 0", a masked URL."""
-    kind = source_kind(spec)
-    if kind == "camera":
-        return f"camera {int(spec)}"
-    if kind == "file":
-        return Path(urlsplit(spec).path if spec.startswith("file://") else spec).name or spec
-    if kind == "synthetic":
-        return "synthetic"
-    return mask_url(spec)
-
-
-class LiveSession:
+class LiveSession(PlayerControls, RecordingControls, EnrolmentControls, DecisionControls):
     """See the module doc. `engine` is shared (wrapped in a `LockedEngine`); `gallery` may be
     None (everyone unknown, no enrolment). The session owns both and closes them."""
 
@@ -233,70 +153,6 @@ class LiveSession:
         self.playing = False
         self._submit(self._stop_pipeline)
 
-    # -- player controls (files; live sources freeze their view) -----------------------------
-    def pause(self, source_id: str) -> None:
-        entry = self.entry(source_id)
-        if entry is None:
-            return
-        if isinstance(entry.source, PlayableFile):
-            entry.source.pause()
-        else:
-            entry.frozen = True
-
-    def resume(self, source_id: str) -> None:
-        entry = self.entry(source_id)
-        if entry is None:
-            return
-        entry.frozen = False
-        if isinstance(entry.source, PlayableFile):
-            entry.source.resume()
-
-    def step(self, source_id: str, frames: int = 1) -> None:
-        entry = self.entry(source_id)
-        if entry is not None and isinstance(entry.source, PlayableFile):
-            entry.source.step(frames)
-
-    def step_back(self, source_id: str) -> None:
-        entry = self.entry(source_id)
-        if entry is not None and isinstance(entry.source, PlayableFile):
-            entry.source.step_back()
-
-    def seek(self, source_id: str, seconds: float) -> None:
-        entry = self.entry(source_id)
-        if entry is not None and isinstance(entry.source, PlayableFile):
-            entry.source.seek(seconds)
-
-    def set_loop(self, source_id: str, loop: bool) -> None:
-        entry = self.entry(source_id)
-        if entry is None:
-            return
-        entry.loop = loop
-        if isinstance(entry.source, PlayableFile):
-            entry.source.loop = loop
-
-    # -- decisions -------------------------------------------------------------------------
-    def effective_threshold(self) -> float:
-        """The threshold in use: the chosen one, else the engine's calibrated one."""
-        return self.threshold if self.threshold is not None else default_threshold(self.engine.info.engine)
-
-    def set_threshold(self, threshold: float | None) -> None:
-        """Change the recognition threshold; names are decided again from the next frame."""
-        self.threshold = threshold
-        value = self.effective_threshold()
-        rec = self.recognizer
-        rec.threshold = value
-        if self.gallery is not None:
-            self.gallery.threshold = value
-        rec.revote()
-
-    def set_min_face(self, pixels: int) -> None:
-        """Faces lower than this are neither tracked nor named (drawn as low quality)."""
-        self.min_face = max(0, int(pixels))
-
-    def refresh_names(self) -> None:
-        """Decide names again from the next frame (after the gallery changed)."""
-        self.recognizer.revote()
-
     # -- results ---------------------------------------------------------------------------
     def take_latest(self) -> dict[str, FrameResult]:
         """The newest result of each source since the last call (frozen sources left out)."""
@@ -327,69 +183,6 @@ class LiveSession:
         with self._lock:
             archived = list(self._archived)
         return archived + self.recognizer.events()
-
-    def track_crops(self, source_id: str, track_id: int) -> list[TrackCrop]:
-        return self.crops.crops(source_id, track_id)
-
-    # -- enrolment (call from a worker thread: the engine runs) -------------------------------
-    def enrol_crops(self, name: str, crops: Sequence[np.ndarray], sources: Sequence[str] | None = None,
-                    confirm: bool = True):
-        """Enrol `name` from face crops (`app.gallery.enrollment.enrol_crops`); names update at once."""
-        from app.gallery.enrollment import enrol_crops
-
-        result = enrol_crops(self._require_gallery(), self.engine, name, list(crops), sources, confirm=confirm)
-        if result.ok:
-            self.refresh_names()
-        return result
-
-    def enrol_images(self, name: str, paths: Sequence[str | Path], confirm: bool = True):
-        """Enrol `name` from photo files, the largest face of each (`app.gallery.enrollment.enrol_images`)."""
-        from app.gallery.enrollment import enrol_images
-
-        result = enrol_images(self._require_gallery(), self.engine, name, list(paths), face="largest",
-                              confirm=confirm)
-        if result.ok:
-            self.refresh_names()
-        return result
-
-    def _require_gallery(self) -> Gallery:
-        if self.gallery is None:
-            raise UserError("no gallery is open: choose a gallery folder in the settings")
-        return self.gallery
-
-    # -- recording -------------------------------------------------------------------------
-    def start_recording(self, source_id: str, path: str | Path) -> Recorder:
-        """Record the annotated frames of a source to `path` (.mp4, .mkv, .mov)."""
-        entry = self.entry(source_id)
-        if entry is None:
-            raise UserError(f"no source {source_id!r}")
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise UserError(f"folder {path.parent} does not exist: choose another file")
-        recorder = Recorder(path, source_id, fps=entry.fps)
-        with self._lock:
-            old = self._recorders.pop(source_id, None)
-            self._recorders[source_id] = recorder
-        if old is not None:
-            self._submit(lambda: self._finish_recording(old))
-        return recorder
-
-    def stop_recording(self, source_id: str) -> Recorder | None:
-        """Stop feeding the recording of a source; the caller finishes it with `recorder.stop()`
-        (it waits for the encoder: not on the GUI thread)."""
-        with self._lock:
-            return self._recorders.pop(source_id, None)
-
-    def recording(self, source_id: str) -> bool:
-        with self._lock:
-            return source_id in self._recorders
-
-    def _finish_recording(self, recorder: Recorder) -> None:
-        try:
-            path = recorder.stop()
-            self._event(SessionEvent("info", f"recording saved: {path}", recorder.source_id))
-        except Exception as exc:
-            self._event(SessionEvent("error", f"recording {recorder.path} failed: {exc}", recorder.source_id))
 
     # -- engine and gallery ----------------------------------------------------------------
     def reconfigure(self, engine: FaceEngine | None = None, gallery: Gallery | None = None,
@@ -506,32 +299,6 @@ class LiveSession:
         pipeline = self._pipeline
         if pipeline is not None and pipeline.remove_source(source_id) and not pipeline.sources:
             self._stop_pipeline()
-
-    def _open_entry(self, entry: SourceEntry) -> VideoSource | None:
-        """A fresh source for `entry` (kept as `entry.source`), or None after reporting why not."""
-        try:
-            entry.source = self._make_source(entry)
-        except UserError as exc:
-            entry.state, entry.message = SourceState.FAILED, str(exc)
-            self._event(SessionEvent("error", str(exc), entry.source_id, SourceState.FAILED))
-            return None
-        return entry.source
-
-    def _factory_for(self, spec: str) -> Callable[[str, str], VideoSource] | None:
-        return next((f for prefix, f in self.source_factories.items() if spec.startswith(prefix)), None)
-
-    def _make_source(self, entry: SourceEntry) -> VideoSource:
-        custom = self._factory_for(entry.spec)
-        if custom is not None:
-            source = custom(entry.spec, entry.source_id)
-            source.frames_read = entry.next_index
-            return source
-        if entry.kind == "file":
-            return PlayableFile(entry.spec, loop=entry.loop, start_at=entry.position, source_id=entry.source_id,
-                                first_index=entry.next_index, paused=entry.paused)
-        source = open_source(entry.spec, source_id=entry.source_id)
-        source.frames_read = entry.next_index
-        return source
 
     # -- pipeline callbacks (pipeline threads) ---------------------------------------------
     def _analyze(self, frame: Frame, faces: Faces) -> Faces:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.live.mailbox import Mailbox
+
 
 class RateMeter:
     """Events per second over the last `window` seconds, plus a total count and busy time."""
@@ -140,3 +142,38 @@ class PipelineStats:
         lat = "-" if self.latency_p50_ms is None else f"{self.latency_p50_ms:.0f} ms"
         lines.append(f"latency p50 {lat} | dropped {self.dropped}")
         return lines
+
+
+def snapshot(slots, inference_meter: RateMeter, output_meter: RateMeter, latency: LatencyWindow, result_boxes,
+             errors: int, running: bool) -> PipelineStats:
+    """A pipeline's rates, latency and drops from its meters: `slots` (one per source: source,
+    meter, box, processed), and the result boxes whose drops count (mailboxes drop, channels do not)."""
+    now = time.monotonic()
+    sources = {}
+    cap_fps = cap_count = 0
+    cap_busy, cap_total = [], 0.0
+    for slot in slots:
+        s = slot.source
+        fps = slot.meter.rate(now)
+        cap_fps += fps
+        cap_count += slot.meter.count
+        cap_busy.append(slot.meter.busy_ms())
+        cap_total += slot.meter.busy_total
+        sources[s.source_id] = SourceStats(s.source_id, s.state.value, slot.meter.count, slot.box.dropped,
+                                           fps, slot.processed)
+    return PipelineStats(
+        stages={
+            "capture": StageStats(cap_fps, cap_count, sum(cap_busy) / len(cap_busy),
+                                  1000.0 * cap_total / cap_count if cap_count else 0.0),
+            "inference": StageStats(inference_meter.rate(now), inference_meter.count,
+                                    inference_meter.busy_ms(), inference_meter.mean_busy_ms()),
+            "output": StageStats(output_meter.rate(now), output_meter.count,
+                                 output_meter.busy_ms(), output_meter.mean_busy_ms()),
+        },
+        sources=sources,
+        latency_p50_ms=latency.percentile_ms(50),
+        latency_p95_ms=latency.percentile_ms(95),
+        dropped_results=sum(box.dropped for box in result_boxes if isinstance(box, Mailbox)),
+        errors=errors,
+        running=running,
+    )

@@ -8,7 +8,8 @@ import pytest
 
 from app.gallery.store import Gallery, NewSample
 from app.gallery.undo import restore, snapshot_identity
-from app.live.session import LiveSession, _merge_small, display_name, source_kind
+from app.live.entries import display_name, source_kind
+from app.live.session import LiveSession, _merge_small
 from app.sources.playback import PlayableFile
 from app.sources import SourceState
 from app.live.track_crops import TrackCrops
