@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     pump(args.seconds)
     window.shortcut_actions["Space"].trigger()  # pause, so the dialog's crops are of the frames seen
     pump(0.3)
-    window.enrol_selected()
+    window.enrolment.enrol_selected()
     pump(1.0)
     dialogs = [d for d in window._dialogs if d.windowTitle().startswith("Enrol track")]
     if not dialogs:

@@ -7,35 +7,28 @@ the session's latest-frame slot); engines, enrolment, gallery and file work run 
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from pathlib import Path
 from typing import Sequence
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import (QAction, QDialog, QDialogButtonBox, QFileDialog, QLabel, QMainWindow, QSplitter,
-                             QTabWidget, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from engines.errors import UserError
-from app.live.entries import SessionEvent
 from app.live.session import LiveSession
-from app.paths import user_data_dir
-from app.settings import Settings, engine_namespace, save_settings
-from app.sources import FILE_SUFFIXES, SourceState
+from app.settings import Settings, save_settings
+from app.sources import SourceState
 from app.live.stats import LatencyWindow, RateMeter
 from app.types import FrameResult
-from app.offline.unknowns import UnknownGroup
 from engines.engine import FaceEngine
-from ui import folders
 from ui.banner import Banner
-from ui.enrol_dialog import Candidate, EnrolDialog
+from ui.controllers import EnrolmentController, EventExportController, RecordingController, SettingsController, prepare
+from ui.window_controls import ActivityController, PlayerController, ToolbarController
 from ui.event_log import EventLog
 from ui.frame_bridge import FramePump
 from ui.gallery_panel import GalleryPanel
 from ui.selection import SourceSelection
-from ui.settings_dialog import SettingsDialog
 from ui.source_panel import SourcePanel
 from ui.status_bar import DisplayStats, status_text
 from ui.tasks import TaskRunner
@@ -46,18 +39,6 @@ from ui.video_grid import VideoGrid
 log = logging.getLogger("unisight.ui")
 
 SourceSpec = str | tuple[str, bool]  # a spec, or (spec, loop)
-
-# (keys, what they do): the window's shortcuts, also listed by Help -> Shortcuts
-SHORTCUTS: tuple[tuple[str, str], ...] = (
-    ("Space", "play / pause the selected source"),
-    ("Right", "next frame (pauses)"),
-    ("Left", "previous frame (pauses)"),
-    ("Ctrl+O", "open video files"),
-    ("Ctrl+E", "enrol the largest tracked face of the selected source (else: from photos)"),
-    ("Delete", "remove the selected source (Undo in the banner)"),
-    ("F11", "full screen on / off"),
-    ("F1", "this list"),
-)
 
 
 class MainWindow(QMainWindow):
@@ -94,6 +75,14 @@ class MainWindow(QMainWindow):
         self._settings_before: Settings | None = None  # what to go back to if a new engine fails
 
         self.tasks = TaskRunner(self, on_error=lambda exc: self.notify(str(exc), "error"))
+        # one controller a job (ui/controllers.py)
+        self.enrolment = EnrolmentController(self)
+        self.event_export = EventExportController(self)
+        self.recording = RecordingController(self)
+        self.preferences = SettingsController(self)
+        self.player = PlayerController(self)
+        self.toolbar = ToolbarController(self)
+        self.activity = ActivityController(self)
         self.selection = SourceSelection(self)
         self.grid = VideoGrid(self)
         self.transport = TransportBar(self)
@@ -130,7 +119,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self.banner = Banner(central)  # floats over the top: never pushes the layout down
-        self._build_toolbar()
+        self.toolbar.build()
         self.resize(1280, 760)
 
         self.pump = FramePump(self._take_latest, parent=self)
@@ -140,7 +129,7 @@ class MainWindow(QMainWindow):
         self.housekeeping.timeout.connect(self._housekeeping)
         self._house_ticks = 0
 
-        self.grid.faceClicked.connect(self.enrol_track)
+        self.grid.faceClicked.connect(self.enrolment.enrol_track)
         # one selection: the tiles and the list both set it and both follow it
         self.grid.selected.connect(self.selection.set)
         self.sources_panel.selected.connect(self.selection.set)
@@ -149,86 +138,18 @@ class MainWindow(QMainWindow):
         self.sources_panel.addRequested.connect(self.add_source)
         self.sources_panel.removeRequested.connect(self.remove_source)
         self.sources_panel.refreshCameras.connect(self.find_cameras)
-        self.transport.playPause.connect(self._play_pause)
-        self.transport.step.connect(lambda: self._on_current(lambda s, sid: s.step(sid)))
-        self.transport.stepBack.connect(lambda: self._on_current(lambda s, sid: s.step_back(sid)))
-        self.transport.seek.connect(lambda t: self._on_current(lambda s, sid: s.seek(sid, t)))
-        self.transport.loopChanged.connect(lambda on: self._on_current(lambda s, sid: s.set_loop(sid, on)))
-        self.transport.startStop.connect(self._start_stop)
-        self.transport.record.connect(self.toggle_recording)
-        self.gallery_panel.changed.connect(self._gallery_changed)
-        self.gallery_panel.enrolPhotosRequested.connect(self.ask_enrol_photos)
-        self.unknowns_panel.enrolRequested.connect(self.enrol_group)
-        self.event_log.seekRequested.connect(self.seek_to_event)
-        self.event_log.exportRequested.connect(self.ask_export_events)
-
-    def _build_toolbar(self) -> None:
-        bar = self.addToolBar("main")
-        bar.setMovable(False)
-        actions = [
-            ("Open video…", self.sources_panel._open_file),
-            ("Enrol from photos…", self.ask_enrol_photos),
-            ("Export events…", self.ask_export_events),
-            ("Settings…", self.open_settings),
-        ]
-        for text, slot in actions:
-            action = QAction(text, self)
-            action.triggered.connect(slot)
-            bar.addAction(action)
-            if text == "Open video…":
-                self.open_action = action
-        keys = {
-            "Space": self._play_pause,
-            "Right": lambda: self._on_current(lambda s, sid: s.step(sid)),
-            "Left": lambda: self._on_current(lambda s, sid: s.step_back(sid)),
-            "Ctrl+O": self.sources_panel._open_file,
-            "Ctrl+E": self.enrol_selected,
-            "Delete": self.remove_selected,
-            "F11": self.toggle_full_screen,
-            "F1": self.show_shortcuts,
-        }
-        self.shortcut_actions: dict[str, QAction] = {}
-        for key, slot in keys.items():
-            action = QAction(key, self)
-            action.setShortcut(QKeySequence(key))
-            action.setShortcutContext(Qt.WindowShortcut)
-            action.triggered.connect(slot)
-            self.addAction(action)
-            self.shortcut_actions[key] = action
-        help_menu = self.menuBar().addMenu("&Help")
-        shortcuts = help_menu.addAction("Shortcuts…")
-        shortcuts.triggered.connect(self.show_shortcuts)
-
-    def show_shortcuts(self) -> QDialog:
-        """Help -> Shortcuts: the keys and what they do (non-modal)."""
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Shortcuts")
-        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for k, what in SHORTCUTS)
-        label = QLabel(f"<table>{rows}</table>", dialog)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close, dialog)
-        buttons.rejected.connect(dialog.reject)
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(label)
-        layout.addWidget(buttons)
-        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
-        self._dialogs.append(dialog)
-        dialog.show()
-        return dialog
-
-    def toggle_full_screen(self) -> None:
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
-
-    def enrol_selected(self) -> None:
-        """Ctrl+E: the largest tracked face of the selected source, else enrol from photos."""
-        view = self.grid.views.get(self.selection.current or "")
-        faces = view.result.faces if view is not None and view.result is not None else None
-        if faces is not None and faces.track_ids is not None and len(faces):
-            tracked = [i for i in range(len(faces)) if faces.track_ids[i] >= 0]
-            if tracked:
-                i = max(tracked, key=lambda k: float(faces.widths[k] * faces.heights[k]))
-                self.enrol_track(view.source_id, int(faces.track_ids[i]))
-                return
-        self.ask_enrol_photos()
+        self.transport.playPause.connect(self.player.play_pause)
+        self.transport.step.connect(lambda: self.player.on_current(lambda s, sid: s.step(sid)))
+        self.transport.stepBack.connect(lambda: self.player.on_current(lambda s, sid: s.step_back(sid)))
+        self.transport.seek.connect(lambda t: self.player.on_current(lambda s, sid: s.seek(sid, t)))
+        self.transport.loopChanged.connect(lambda on: self.player.on_current(lambda s, sid: s.set_loop(sid, on)))
+        self.transport.startStop.connect(self.player.start_stop)
+        self.transport.record.connect(self.recording.toggle_recording)
+        self.gallery_panel.changed.connect(self.enrolment._gallery_changed)
+        self.gallery_panel.enrolPhotosRequested.connect(self.enrolment.ask_enrol_photos)
+        self.unknowns_panel.enrolRequested.connect(self.enrolment.enrol_group)
+        self.event_log.seekRequested.connect(self.player.seek_to_event)
+        self.event_log.exportRequested.connect(self.event_export.ask_export_events)
 
     def remove_selected(self) -> None:
         """Delete: remove the selected source (the banner offers Undo)."""
@@ -243,7 +164,7 @@ class MainWindow(QMainWindow):
         engine, self._given_engine = self._given_engine, None
         settings = self.settings
         self.notify(f"loading the {settings.engine} engine…", "info", timeout_ms=4000)
-        self.tasks.submit(lambda: _prepare(settings, engine), self._prepared, self._prepare_failed, name="engine")
+        self.tasks.submit(lambda: prepare(settings, engine), self._prepared, self._prepare_failed, name="engine")
         self.find_cameras()
 
     def _prepared(self, value) -> None:
@@ -356,40 +277,6 @@ class MainWindow(QMainWindow):
                     self.session.seek(sid, position)
             self.notify(f"removed {source_id}", "info", action=("Undo", reopen), timeout_ms=10000)
 
-    def _on_current(self, fn) -> None:
-        sid = self.selection.current
-        if self.session is not None and sid is not None:
-            fn(self.session, sid)
-
-    def _play_pause(self) -> None:
-        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
-        if entry is None:
-            return
-        if entry.is_paused:
-            self.session.resume(entry.source_id)
-        else:
-            self.session.pause(entry.source_id)
-
-    def _start_stop(self) -> None:
-        if self.session is None:
-            return
-        if self.session.playing:
-            self.session.stop()
-        else:
-            self.session.start()
-
-    def seek_to_event(self, source_id: str, seconds: float) -> None:
-        """Show the moment of an event: seek its file (live sources cannot go back)."""
-        entry = self.session.entry(source_id) if self.session else None
-        if entry is None:
-            self.notify(f"source {source_id} is no longer open", "info")
-            return
-        if not entry.seekable:
-            self.notify(f"{source_id} is live: it cannot go back to {seconds:.1f} s", "info")
-            return
-        self.selection.set(source_id)
-        self.session.seek(source_id, seconds)
-
     # -- frames ----------------------------------------------------------------------------
     def _take_latest(self) -> dict[str, FrameResult]:
         return self.session.take_latest() if self.session is not None else {}
@@ -415,29 +302,13 @@ class MainWindow(QMainWindow):
             self._update_status()
             return
         for event in session.drain_events():
-            self._handle_event(event)
+            self.activity.handle_event(event)
         self._refresh_sources()
-        self._update_transport()
+        self.player.update_transport()
         if self._house_ticks % 2 == 0:
             self._update_status()
         if self._house_ticks % 4 == 0:
-            self.refresh_events()
-
-    def _handle_event(self, event: SessionEvent) -> None:
-        if event.kind == "state" and event.source_id is not None:
-            view = self.grid.views.get(event.source_id)
-            if view is not None:
-                view.set_state(event.state, event.message if event.state != SourceState.LIVE else "")
-            previous = self._states.get(event.source_id)
-            self._states[event.source_id] = event.state
-            if event.state == SourceState.RECONNECTING and previous != SourceState.RECONNECTING:
-                self.notify(f"{event.source_id}: connection lost, reconnecting… ({event.message})", "warning")
-            elif event.state == SourceState.LIVE and previous == SourceState.RECONNECTING:
-                self.notify(f"{event.source_id}: reconnected", "info", timeout_ms=4000)
-        elif event.kind == "error":
-            self.notify(event.message, "error")
-        else:
-            self.notify(event.message, "info")
+            self.activity.refresh_events()
 
     def _refresh_sources(self) -> None:
         if self.session is None:
@@ -450,18 +321,6 @@ class MainWindow(QMainWindow):
             if view is not None:
                 view.set_flags(paused=e.is_paused, recording=self.session.recording(e.source_id))
 
-    def _update_transport(self) -> None:
-        entry = self.session.entry(self.selection.current) if self.session and self.selection.current else None
-        self.transport.update_state(
-            playing=self.session.playing if self.session else False,
-            paused=entry.is_paused if entry else False,
-            seekable=entry.seekable if entry else False,
-            position=entry.current_position if entry else None,
-            duration=entry.duration if entry else None,
-            loop=entry.loop if entry else False,
-            recording=self.session.recording(entry.source_id) if entry else False,
-            has_source=entry is not None)
-
     def _update_status(self) -> None:
         stats = self.session.stats() if self.session else None
         shown = DisplayStats(display_fps=self._display_rate.rate(),
@@ -472,292 +331,9 @@ class MainWindow(QMainWindow):
                              max_gap_ms=self.pump.meter.recent_max_ms())
         self.status_label.setText(status_text(stats, shown, self.session.engine.info if self.session else None))
 
-    def refresh_events(self) -> None:
-        """Update the event log now, and the unknown groups (clustered on a worker)."""
-        if self.session is None:
-            return
-        appearances = self.session.appearances()
-        self.event_log.set_appearances(appearances)
-        model = self.session.engine.info.model_id
-        key = (len(appearances), sum(a.observations for a in appearances))
-        if self._clustering or key == self._appearance_count:
-            return
-        self._appearance_count = key
-        self._clustering = True
-        current = [a for a in appearances if a.model_id in (None, model)]
-        gallery = self.session.gallery
-
-        def cluster():
-            from app.offline.unknowns import cluster_unknowns
-
-            return cluster_unknowns(_still_unknown(current, gallery, model), min_observations=3)
-
-        def done(groups):
-            self._clustering = False
-            self.unknowns_panel.set_groups(groups)
-
-        def failed(exc):
-            self._clustering = False
-            log.warning("clustering the unknown faces failed: %s", exc)
-        self.tasks.submit(cluster, done, failed, name="unknowns")
-
-    # -- enrolment -------------------------------------------------------------------------
-    def enrol_track(self, source_id: str, track_id: int) -> EnrolDialog | None:
-        """Open the enrolment dialog on the best crops of a live track."""
-        if self.session is None:
-            return None
-        if track_id < 0:
-            self.notify("this face is not tracked yet (seen in too few frames): click it again in a moment", "info")
-            return None
-        crops = self.session.track_crops(source_id, track_id)
-        if not crops:
-            self.notify(f"no face collected for track {track_id} yet", "info")
-            return None
-        candidates = [Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label, reason=c.reason,
-                                caption=_crop_caption(c)) for c in crops]
-        suggested = next((c.name for c in crops if c.name), "")
-        return self._open_enrol(f"Enrol track #{track_id} of {source_id}", candidates, suggested,
-                                lambda name, payloads, labels, confirm=True:
-                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
-
-    def enrol_group(self, group: UnknownGroup) -> EnrolDialog | None:
-        """Open the enrolment dialog on the faces of one unknown group."""
-        if self.session is None:
-            return None
-        candidates = []
-        for a in group.appearances:
-            crops = self.session.track_crops(a.source_id, a.track_id)
-            for c in crops[:3]:
-                candidates.append(Candidate(payload=c.image, image=c.image, problems=c.problems, label=c.label,
-                                            reason=c.reason, caption=f"#{a.track_id} frame {c.frame_index}"))
-            if not crops and a.best_crop is not None:
-                candidates.append(Candidate(payload=a.best_crop, image=a.best_crop, label=f"{a.source_id} track "
-                                            f"{a.track_id}", caption=f"#{a.track_id} best"))
-        if not candidates:
-            self.notify("no face crop was kept for this group", "info")
-            return None
-        return self._open_enrol("Enrol an unknown person", candidates[:12], "",
-                                lambda name, payloads, labels, confirm=True:
-                                self.session.enrol_crops(name, payloads, labels, confirm=confirm))
-
-    def ask_enrol_photos(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Photos of one person", folders.start_in(),
-                                                "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)")
-        if paths:
-            folders.remember(paths[0])
-            self.enrol_photos(paths)
-
-    def enrol_photos(self, paths: Sequence[str | Path]) -> None:
-        """Read thumbnails of the photos (worker), then open the enrolment dialog on them."""
-        paths = [str(p) for p in paths]
-
-        session = self.session
-
-        def thumbs():
-            from app.gallery.enrollment import photo_problems
-            from app.gallery.face_crop import thumbnail
-            from app.imageio import load_image
-
-            out = []
-            for p in paths:
-                try:
-                    image = load_image(p)
-                    h, w = image.shape[:2]
-                    problems = photo_problems(session.engine, image) if session is not None else None
-                    out.append((thumbnail(image, [0, 0, w, h], size=160, context=1.0), problems))
-                except Exception as exc:  # unreadable: shown refused, with the reason
-                    out.append((None, [str(exc)]))
-            return out
-
-        def show(checked):
-            candidates = [Candidate(payload=p, image=img, label=p, caption=Path(p).name, problems=problems)
-                          for p, (img, problems) in zip(paths, checked)]
-            self._open_enrol(f"Enrol from {len(paths)} photo(s)", candidates, "",
-                             lambda name, payloads, labels, confirm=True:
-                             self.session.enrol_images(name, payloads, confirm=confirm))
-        self.tasks.submit(thumbs, show, name="photos")
-
-    def _open_enrol(self, title, candidates, suggested, enrol) -> EnrolDialog:
-        names = self.gallery_panel.names()
-        dialog = EnrolDialog(title, candidates, names, enrol, self.tasks, self, suggested=suggested)
-        dialog.enrolled.connect(self._enrolled)
-        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
-        self._dialogs.append(dialog)
-        dialog.show()
-        return dialog
-
-    def _enrolled(self, name: str) -> None:
-        self.notify(f"enrolled {name}", "info")
-        self._appearance_count = -1  # group the unknowns again: the person just enrolled leaves the list
-        self.refresh_events()
-        self.gallery_panel.refresh()
-
-    def _gallery_changed(self) -> None:
-        if self.session is not None:
-            self.session.refresh_names()
-
-    # -- events export ---------------------------------------------------------------------
-    def ask_export_events(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the event log", folders.start_in("events.csv"),
-                                              "CSV (*.csv);;JSON lines (*.jsonl)")
-        folders.remember(path)
-        if path:
-            self.export_events(path)
-
-    def export_events(self, path: str | Path) -> None:
-        """Write the appearances so far (worker thread); the banner says where."""
-        from app.offline.events import write_events
-
-        appearances = self.session.appearances() if self.session else []
-        self.tasks.submit(lambda: write_events(path, appearances),
-                          lambda records: self.notify(f"{len(records)} events written to {path}", "info"),
-                          name="export-events")
-
-    # -- recording -------------------------------------------------------------------------
-    def toggle_recording(self) -> None:
-        sid = self.selection.current
-        if self.session is None or sid is None:
-            return
-        if self.session.recording(sid):
-            recorder = self.session.stop_recording(sid)
-            self.tasks.submit(recorder.stop, lambda p: self.notify(f"recording saved: {p}", "info"),
-                              name="record-stop")
-            return
-        path = recording_path(sid)
-        folder = path.parent
-
-        def start():
-            folder.mkdir(parents=True, exist_ok=True)
-            return self.session.start_recording(sid, path)
-        self.tasks.submit(start, lambda r: self.notify(f"recording {sid} to {r.path}", "info"), name="record")
-
-    # -- settings --------------------------------------------------------------------------
-    def open_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self.settings, self)
-        dialog.thresholdChanged.connect(self.set_threshold)
-        dialog.minFaceChanged.connect(self.set_min_face)
-        dialog.applied.connect(self.apply_settings)
-        dialog.finished.connect(lambda _: self._dialogs.remove(dialog) if dialog in self._dialogs else None)
-        self._dialogs.append(dialog)
-        dialog.show()
-        return dialog
-
-    def set_threshold(self, value: float | None) -> None:
-        if self.session is not None:
-            self.session.set_threshold(value)
-
-    def set_min_face(self, pixels: int) -> None:
-        if self.session is not None:
-            self.session.set_min_face(pixels)
-
-    def apply_settings(self, new: Settings) -> None:
-        """Use `new` (threshold and sizes at once; a new engine or gallery loads in the
-        background) and save it."""
-        old = self.settings
-        if new.engine != old.engine and new.threshold == old.threshold:
-            # a threshold is a cosine of one engine's embeddings: another engine starts at its own
-            new = dataclasses.replace(new, threshold=None)
-        self.settings = new
-        self.set_threshold(new.threshold)
-        self.set_min_face(new.min_face)
-        for view in self.grid.views.values():
-            view.show_landmarks = new.show_landmarks
-            view.update()
-        if self.session is not None and (new.engine_changed(old) or new.gallery_dir != old.gallery_dir):
-            engine = None if new.engine_changed(old) else self.session.engine
-            self._settings_before = old
-            self.notify("loading the new engine / gallery…", "info")
-            self.tasks.submit(lambda: _prepare(new, engine), self._prepared,
-                              self._prepare_failed, name="engine")
-        if self.persist:
-            self.tasks.submit(lambda: save_settings(new, self.settings_file), name="save-settings")
-
     # -- banner and measurements ------------------------------------------------------------
     def notify(self, text: str, level: str = "error", action=None, timeout_ms: int | None = None) -> None:
         """Show a message in the banner (never a modal box)."""
         if level == "error":
             log.warning("%s", text)
         self.banner.show_message(text, level, action=action, timeout_ms=timeout_ms)
-
-    def metrics(self) -> dict:
-        """What the window measured: GUI tick gaps and, per source, display vs source rate."""
-        meter = self.pump.meter
-        stats = self.session.stats() if self.session else None
-        per_source = {}
-        for sid, m in self._display_meters.items():
-            entry = self.session.entry(sid) if self.session else None
-            src = stats.sources.get(sid) if stats else None
-            per_source[sid] = {
-                "source_fps": round(entry.fps, 2) if entry and entry.fps else None,
-                "capture_fps": round(src.capture_fps, 2) if src else None,
-                "display_fps": round(m.rate(), 2),
-                "captured": src.captured if src else None,
-                "processed": src.processed if src else None,
-                "dropped": src.dropped if src else None,
-                "shown": self.grid.views[sid].frames_shown if sid in self.grid.views else 0,
-                "state": entry.state.value if entry else None,
-            }
-        return {
-            "max_tick_gap_ms": round(meter.max_gap_ms, 1),
-            "p99_tick_gap_ms": round(meter.percentile_ms(99), 1),
-            "median_tick_gap_ms": round(meter.percentile_ms(50), 1),
-            "ticks": meter.ticks,
-            "display_fps": round(self._display_rate.rate(), 2),
-            "inference_fps": round(stats.fps("inference"), 2) if stats else None,
-            "latency_p50_ms": None if self._latency.percentile_ms(50) is None else round(
-                self._latency.percentile_ms(50), 1),
-            "sources": per_source,
-            "engine": None if self.session is None else {
-                "engine": self.session.engine.info.engine, "backend": self.session.engine.info.backend,
-                "model_id": self.session.engine.info.model_id,
-                "random_weights": self.session.engine.info.random_weights},
-        }
-
-
-def _prepare(settings: Settings, engine: FaceEngine | None = None):
-    """(engine, gallery or None, why the gallery is None): the slow part of starting, for a
-    worker thread. `engine` given: use it instead of creating one from the settings."""
-    from app.engine_process import make_engine_for_gui
-    from app.gallery.store import open_gallery
-
-    made = engine is None
-    if made:
-        engine = make_engine_for_gui(engine_namespace(settings))
-    try:
-        gallery = open_gallery(settings.gallery_dir, engine, threshold=settings.threshold)
-        return engine, gallery, None
-    except UserError as exc:
-        return engine, None, exc
-    except BaseException:
-        if made:
-            engine.close()
-        raise
-
-
-def _crop_caption(crop) -> str:
-    """Two short lines under a track crop: where it is from and why it passes or fails."""
-    verdict = "✓ face, same person" if crop.usable else "✕ " + crop.problems[0].split(" (")[0]
-    return f"frame {crop.frame_index} · q {crop.weight:.2f}\n{verdict}"
-
-
-def _still_unknown(appearances, gallery, model_id):
-    """The unknown appearances that the gallery does not name now (someone enrolled since)."""
-    unknown = [a for a in appearances if a.name is None]
-    if gallery is None or not model_id:
-        return unknown
-    with_embedding = [a for a in unknown if a.embedding is not None]
-    if not with_embedding:
-        return unknown
-    import numpy as np
-
-    names = gallery.match(np.stack([a.embedding for a in with_embedding]), model_id, allow_missing=True).names
-    named = {id(a) for a, n in zip(with_embedding, names) if n is not None}
-    return [a for a in unknown if id(a) not in named]
-
-
-def recording_path(source_id: str, when: float | None = None) -> Path:
-    """`<data>/recordings/clip-20261206-193000.mp4` for source `clip.mp4` (no `.mp4-` inside)."""
-    stem = Path(source_id).stem if Path(source_id).suffix.lower() in FILE_SUFFIXES else source_id
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[-40:]
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
-    return user_data_dir() / "recordings" / f"{safe}-{stamp}.mp4"

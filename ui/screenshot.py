@@ -49,9 +49,9 @@ def take_screenshot(settings, engine, request: ScreenshotRequest) -> tuple[str, 
                 window.session.seek(sid, starts[k] if len(starts) > 1 else starts[0])
         _wait(lambda: False, 0.5)  # let a seek land and the first paint settle
         figures = _measure(window, request.seconds, request.min_frames)
-        window.refresh_events()
+        window.activity.refresh_events()
         _wait(lambda: window.tasks.busy == 0, 10)
-        window.refresh_events()
+        window.activity.refresh_events()
         window.tabs.setCurrentIndex(request.tab)
         _wait(lambda: False, 0.3)
         saved = _save(window.grab().toImage(), request.out, request.max_kb)
@@ -98,7 +98,7 @@ def _measure(window, seconds: float, min_frames: int = 0) -> dict:
               300)
     elapsed = time.monotonic() - t0
     after = counts()
-    metrics = window.metrics()
+    metrics = window.activity.metrics()
     for sid, s in metrics["sources"].items():
         b, a = before.get(sid, (0, 0, 0)), after.get(sid, (0, 0, 0))
         s["display_fps"] = round((a[0] - b[0]) / elapsed, 2)

@@ -41,7 +41,7 @@ def test_click_a_face_enrol_it_through_the_dialog_and_it_is_recognised(qtbot, tm
     qtbot.waitUntil(lambda: window.gallery_panel.names() == ["Alice"], timeout=5000)
     assert window.gallery_panel.identities[0].sample_count == len(dialog.candidates)
     assert window.gallery_panel.identities[0].thumbnail is not None
-    window.refresh_events()
+    window.activity.refresh_events()
     assert any(a.name == "Alice" for a in window.event_log.model.rows)
 
 
@@ -63,7 +63,7 @@ def test_enrol_from_several_photos_with_the_look_alike_warning(qtbot, tmp_path):
     photos = _photos(tmp_path)
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # a flat picture: no face
-    window.enrol_photos([*photos, blank])
+    window.enrolment.enrol_photos([*photos, blank])
     qtbot.waitUntil(lambda: len(window._dialogs) == 1, timeout=5000)
     dialog = window._dialogs[0]
     assert [c.caption for c in dialog.candidates] == ["photo0.png", "photo1.png", "blank.png"]
@@ -86,7 +86,7 @@ def test_enrol_from_several_photos_with_the_look_alike_warning(qtbot, tmp_path):
     assert len(gallery.samples("Bob")) == 2
     dialog.close()
     # the look-alike check runs before anything is written
-    window.enrol_photos(photos)
+    window.enrolment.enrol_photos(photos)
     qtbot.waitUntil(lambda: len(window._dialogs) == 1 and window._dialogs[0] is not dialog, timeout=5000)
     second = window._dialogs[0]
     second.name.setEditText("Carol")
@@ -143,7 +143,7 @@ def test_unknown_people_are_grouped_and_one_click_from_enrolment(qtbot, tmp_path
     view = view_of(window)
     qtbot.waitUntil(lambda: _tracked(view), timeout=10000)
     wait_frames(qtbot, view, 10)
-    window.refresh_events()
+    window.activity.refresh_events()
     panel = window.unknowns_panel
     qtbot.waitUntil(lambda: len(panel.groups) == 1, timeout=5000)
     assert "1" in panel.title.text() and panel.list.item(0).icon() is not None

@@ -102,7 +102,7 @@ def test_enrol_dialog_from_a_drifting_live_track_offers_only_faces(qtbot, tmp_pa
     assert tracks
     offered = 0
     for source_id, track_id in tracks:
-        dialog = window.enrol_track(source_id, track_id)
+        dialog = window.enrolment.enrol_track(source_id, track_id)
         assert dialog is not None
         for cand in dialog.candidates:
             assert _frame_of(cand.label) < FACE_GONE, cand.label  # no crop of the background

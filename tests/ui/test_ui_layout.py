@@ -47,7 +47,7 @@ def test_a_missing_file_given_at_start_leaves_its_error_visible(qtbot, tmp_path)
 
 
 def test_recordings_are_named_after_the_clip_without_its_extension():
-    from ui.main_window import recording_path
+    from ui.controllers import recording_path
 
     assert recording_path("clip.mp4", when=0).name.startswith("clip-19700101-")
     assert recording_path("camera 0", when=0).name.startswith("camera_0-")
@@ -67,14 +67,14 @@ def test_threshold_belongs_to_its_engine_and_a_failed_switch_shows_what_runs(qtb
     monkeypatch.setattr("app.engine_options.make_engine", fake_make_engine)
     window = open_window(qtbot, tmp_path, [SYNTHETIC])
     wait_frames(qtbot, view_of(window), 2)
-    window.apply_settings(dataclasses.replace(window.settings, threshold=0.5))
+    window.preferences.apply_settings(dataclasses.replace(window.settings, threshold=0.5))
     assert window.settings.threshold == 0.5
     with qtbot.waitSignal(window.reconfigured, timeout=10000):
-        window.apply_settings(dataclasses.replace(window.settings, engine="cascade", backend="auto"))
+        window.preferences.apply_settings(dataclasses.replace(window.settings, engine="cascade", backend="auto"))
     assert window.settings.engine == "cascade" and window.settings.threshold is None  # cascade's own
     qtbot.waitUntil(lambda: window.session.engine.info.engine == "cascade", timeout=10000)  # swapped in
     before = window.settings
-    window.apply_settings(dataclasses.replace(before, engine="uniface", backend="torch"))
+    window.preferences.apply_settings(dataclasses.replace(before, engine="uniface", backend="torch"))
     qtbot.waitUntil(lambda: "engine not started" in window.banner.text(), timeout=10000)
     assert window.settings == before  # the settings show what still runs, not what failed
     assert "still running cascade" in window.banner.text()

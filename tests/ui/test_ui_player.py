@@ -97,11 +97,11 @@ def test_playable_file_media_time_is_zero_at_the_first_frame():
 
 def test_shortcuts_and_their_help_and_no_button_takes_space(qtbot, tmp_path):
     window = open_window(qtbot, tmp_path, [str(SAMPLE_VIDEO)])
-    from ui.main_window import SHORTCUTS
+    from ui.window_controls import SHORTCUTS
 
     for key, _ in SHORTCUTS:
         assert window.shortcut_actions[key].shortcut() == QKeySequence(key)
-    dialog = window.show_shortcuts()
+    dialog = window.toolbar.show_shortcuts()
     text = dialog.findChildren(type(window.status_label))[0].text()
     assert all(key in text for key, _ in SHORTCUTS)
     dialog.close()

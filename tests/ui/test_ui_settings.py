@@ -31,7 +31,7 @@ def test_changing_the_threshold_in_settings_changes_decisions_at_once(qtbot, tmp
     view = view_of(window)
     qtbot.waitUntil(lambda: _names(view) == ["Alice"], timeout=10000)
     assert view.result.faces.similarities[0] == pytest.approx(0.8, abs=1e-4)
-    dialog = window.open_settings()
+    dialog = window.preferences.open_settings()
     assert not dialog.use_default.isChecked() and dialog.threshold.value() == pytest.approx(0.7)
     dialog.threshold_slider.setValue(90)  # dragging the slider acts while the dialog is open
     qtbot.waitUntil(lambda: _names(view) == [None], timeout=3000)
@@ -54,7 +54,7 @@ def test_cancel_puts_the_threshold_back(qtbot, tmp_path):
                          settings=Settings(gallery_dir=str(tmp_path / "gallery"), threshold=0.7))
     view = view_of(window)
     qtbot.waitUntil(lambda: _names(view) == ["Alice"], timeout=10000)
-    dialog = window.open_settings()
+    dialog = window.preferences.open_settings()
     dialog.threshold.setValue(0.95)
     qtbot.waitUntil(lambda: _names(view) == [None], timeout=3000)
     dialog.reject()
@@ -67,7 +67,7 @@ def test_faces_below_the_minimum_size_are_neither_tracked_nor_named(qtbot, tmp_p
     window = open_window(qtbot, tmp_path, [SYNTHETIC], settings=Settings(gallery_dir=str(tmp_path / "gallery")))
     view = view_of(window)
     qtbot.waitUntil(lambda: _names(view) == ["Alice"], timeout=10000)
-    dialog = window.open_settings()
+    dialog = window.preferences.open_settings()
     dialog.min_face.setValue(150)  # the fake face is 96 px high
     qtbot.waitUntil(lambda: _names(view) == [None], timeout=3000)
     faces = view.result.faces
@@ -96,7 +96,7 @@ def test_a_new_engine_from_the_settings_takes_over(qtbot, tmp_path, monkeypatch)
     view = view_of(window)
     wait_frames(qtbot, view, 3)
     assert len(view.result.faces) == 1
-    dialog = window.open_settings()
+    dialog = window.preferences.open_settings()
     dialog.engine.setCurrentText("cascade")
     assert dialog.backend.currentText() == "auto" and not dialog.input_size.isEnabled()
     assert dialog.backend.findText("opencv+onnxruntime") >= 0

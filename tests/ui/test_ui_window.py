@@ -61,7 +61,7 @@ def test_gui_thread_never_stalls_while_a_30_fps_source_plays(qtbot, tmp_path):
     assert gap < 50.0
     assert fps > 24.0  # the fake engine keeps up: nearly every source frame reaches the screen
     # what the window reports agrees with what was counted here
-    m = window.metrics()
+    m = window.activity.metrics()
     assert abs(m["display_fps"] - fps) < 4.0 and m["inference_fps"] > 24.0
     window._update_status()
     shown_fps = float(re.search(r"display ([0-9.]+) fps", window.status_label.text()).group(1))
@@ -141,7 +141,7 @@ def test_event_log_lists_appearances_and_a_click_seeks_the_video(qtbot, tmp_path
     qtbot.mouseClick(table.viewport(), Qt.LeftButton, pos=table.visualRect(index).center())
     qtbot.waitUntil(lambda: abs(view.result.frame.media_time - row.first_time) < 0.05, timeout=5000)
     out = tmp_path / "events.csv"
-    window.export_events(out)
+    window.event_export.export_events(out)
     qtbot.waitUntil(out.exists, timeout=5000)
     text = out.read_text()
     assert text.startswith("type,source_id,track_id,name") and view.source_id in text
