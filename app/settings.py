@@ -16,7 +16,6 @@ from pathlib import Path
 
 from app.paths import user_data_dir
 from engines.backends.registry import ENGINES
-from engines.model.config import SHIPPED_CONFIG
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +117,6 @@ def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> 
     return path
 
 
-def engine_namespace(settings: Settings, device: str | None = None, config: str = SHIPPED_CONFIG,
-                     weights: Path | None = None) -> argparse.Namespace:
-    """The `--engine ...` options `app.engine_options.make_engine` expects, from settings."""
-    return argparse.Namespace(engine=settings.engine, backend=settings.backend, device=device, config=config,
-                              weights=weights, input_size=settings.input_size)
-
-
 def apply_engine_args(settings: Settings, args: argparse.Namespace) -> Settings:
     """`settings` with the engine options given on a command line (None = not given)."""
     changes = {}
@@ -135,5 +127,5 @@ def apply_engine_args(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.copy(**changes) if changes else settings
 
 
-__all__ = ["Settings", "load_settings", "save_settings", "settings_path", "engine_namespace", "apply_engine_args",
+__all__ = ["Settings", "load_settings", "save_settings", "settings_path", "apply_engine_args",
            "ENGINES", "INPUT_SIZES"]

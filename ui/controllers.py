@@ -13,7 +13,7 @@ from PyQt5.QtWidgets import QFileDialog
 
 from engines.errors import UserError
 from app.paths import user_data_dir
-from app.settings import Settings, engine_namespace, save_settings
+from app.settings import Settings, save_settings
 from app.sources import FILE_SUFFIXES
 from app.offline.unknowns import UnknownGroup
 from engines.engine import FaceEngine
@@ -236,12 +236,12 @@ class SettingsController:
 def prepare(settings: Settings, engine: FaceEngine | None = None):
     """(engine, gallery or None, why the gallery is None): the slow part of starting, for a
     worker thread. `engine` given: use it instead of creating one from the settings."""
-    from app.engine_process import make_engine_for_gui
+    from app.engine_options import EngineRequest, make_engine_for_gui
     from app.gallery.store import open_gallery
 
     made = engine is None
     if made:
-        engine = make_engine_for_gui(engine_namespace(settings))
+        engine = make_engine_for_gui(EngineRequest.from_settings(settings))
     try:
         gallery = open_gallery(settings.gallery_dir, engine, threshold=settings.threshold)
         return engine, gallery, None

@@ -96,7 +96,7 @@ def create_engine(engine: str = "uniface", backend: str = "auto", device: str | 
 
 def _swap_when_built(fallback: FaceEngine, name: str, device: str, kw: dict) -> FaceEngine:
     """Serve with `fallback` now; build `name` in the background and switch to it when ready."""
-    from engines.backends.hot_swap import HotSwapEngine
+    from engines.wrappers.hot_swap import HotSwapEngine
 
     cls = _load(UNIFACE_BACKENDS[name])
 

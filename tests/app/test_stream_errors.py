@@ -56,7 +56,7 @@ def test_file_source_on_a_url_speaks_of_a_stream(dead_url):
 
 def test_screenshot_and_soak_on_a_dead_stream_fail_at_once(dead_url, tmp_path, monkeypatch, capsys):
     url, port = dead_url
-    import app.engine_process as engine_process
+    import app.engine_options as engine_process
 
     monkeypatch.setattr(engine_process, "make_engine_for_gui", _no_engine)
     monkeypatch.setattr(soak_command, "make_engine", _no_engine)

@@ -227,14 +227,14 @@ def test_tick_gap_meter():
 
 
 def test_process_engine_runs_an_engine_in_a_child_and_reports_its_errors(cache_dir):
-    from app.engine_process import ProcessEngine
+    from engines.wrappers.child_process import ProcessEngine
     from engines.errors import EngineUnavailable
     from engines.backends.registry import create_engine
 
     with pytest.raises(EngineUnavailable, match="unknown backend"):
-        ProcessEngine("uniface", "no-such-backend")  # refused in the child: reported, child gone
+        ProcessEngine("uniface", "no-such-backend", factory=create_engine)  # refused in the child: reported, child gone
     kw = dict(config="tiny", cache_dir=cache_dir)
-    remote = ProcessEngine("uniface", "onnxruntime", "cpu", **kw)
+    remote = ProcessEngine("uniface", "onnxruntime", "cpu", factory=create_engine, **kw)
     local = create_engine("uniface", "onnxruntime", device="cpu", **kw)
     try:
         assert remote.info == local.info and remote._proc.pid != threading.get_native_id()
@@ -256,11 +256,12 @@ def test_process_engine_restarts_a_crashed_child_and_gives_up_on_a_crash_loop(ca
     import os
     import signal
 
-    from app import engine_process
-    from app.engine_process import ProcessEngine
+    from engines.wrappers import child_process as engine_process
+    from engines.wrappers.child_process import ProcessEngine
+    from engines.backends.registry import create_engine
 
     monkeypatch.setattr(engine_process, "MAX_RESTARTS", 1)
-    remote = ProcessEngine("uniface", "onnxruntime", "cpu", config="tiny", cache_dir=cache_dir)
+    remote = ProcessEngine("uniface", "onnxruntime", "cpu", factory=create_engine, config="tiny", cache_dir=cache_dir)
     images = [np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)]
     try:
         want = remote.infer(images)[0]

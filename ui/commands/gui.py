@@ -56,11 +56,10 @@ def run(args) -> int:
     sources = [(s, args.loop) for s in args.source] if args.source else default_sources()
     engine = None
     if args.weights is not None or args.device is not None or args.config != SHIPPED_CONFIG:
-        from app.engine_process import make_engine_for_gui
-        from app.settings import engine_namespace
+        from app.engine_options import EngineRequest, make_engine_for_gui
 
-        engine = make_engine_for_gui(engine_namespace(settings, device=args.device, config=args.config,
-                                                      weights=args.weights))
+        engine = make_engine_for_gui(EngineRequest.from_settings(settings, device=args.device, config=args.config,
+                                                                       weights=args.weights))
     app = application()
     window = MainWindow(settings, sources=sources, engine=engine, settings_file=settings_path())
     window.show()

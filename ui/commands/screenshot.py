@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from app.engine_options import parse_size
-    from app.engine_process import make_engine_for_gui
+    from app.engine_options import make_engine_for_gui
     from app.settings import Settings
 
     if args.seconds <= 0:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engines.engine import EngineInfo, FaceEngine
-from engines.backends.hot_swap import HotSwapEngine
+from engines.wrappers.hot_swap import HotSwapEngine
 from engines.faces import Faces
 
 FRAME = np.zeros((48, 64, 3), np.uint8)

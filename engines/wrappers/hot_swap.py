@@ -28,7 +28,7 @@ from engines.engine import EngineInfo, FaceEngine
 from engines.faces import Faces
 from engines.model.config import SHIPPED_CONFIG
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("engines.backends.hot_swap")  # its log lines, as before
 
 PREPARING, READY, SWITCHED, FAILED, CANCELLED = "preparing", "ready", "switched", "failed", "cancelled"
 

@@ -9,16 +9,14 @@ longest GUI gaps, `main.py screenshot --engine cascade --json`).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing
 import threading
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from engines.errors import UserError
 from engines.engine import FaceEngine
 from engines.errors import EngineUnavailable
 from engines.faces import Faces
@@ -32,13 +30,11 @@ MAX_RESTARTS = 3  # crashes within RESTART_WINDOW seconds before the engine is g
 RESTART_WINDOW = 60.0
 
 
-def _serve(conn, engine: str, backend: str, device: str | None, kw: dict) -> None:
-    """The child: create the engine, then answer ("infer", images, threshold, max_faces)
-    until ("close",) or the parent goes away."""
+def _serve(conn, factory: Callable[..., FaceEngine], engine: str, backend: str, device: str | None, kw: dict) -> None:
+    """The child: create the engine with `factory` (the registry's `create_engine`), then answer
+    ("infer", images, threshold, max_faces) until ("close",) or the parent goes away."""
     try:
-        from engines.backends.registry import create_engine
-
-        eng = create_engine(engine, backend, device=device, **kw)
+        eng = factory(engine, backend, device=device, **kw)
     except (EngineUnavailable, ValueError) as exc:  # cannot run here, or a bad name: the user's to fix
         conn.send(("unavailable", str(exc)))
         return
@@ -64,12 +60,14 @@ def _serve(conn, engine: str, backend: str, device: str | None, kw: dict) -> Non
 
 
 class ProcessEngine(FaceEngine):
-    """`create_engine(engine, backend, device, **kw)` run in a child process; same interface.
+    """`factory(engine, backend, device=device, **kw)` (the registry's `create_engine`) run in a
+    child process; same interface.
     Calls are serialised; `close()` ends the child. A child that dies (a native crash, the OOM
     killer) is started again and the call retried, up to MAX_RESTARTS times a minute."""
 
     def __init__(self, engine: str, backend: str = "auto", device: str | None = None, start_timeout: float = 120.0,
-                 **kw):
+                 *, factory: Callable[..., FaceEngine], **kw):
+        self._factory = factory  # a module-level function: the spawned child imports it by name
         self._args = (engine, backend, device, kw)
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
@@ -82,7 +80,7 @@ class ProcessEngine(FaceEngine):
         engine, backend, device, kw = self._args
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt and threads
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, engine, backend, device, kw), daemon=True,
+        self._proc = ctx.Process(target=_serve, args=(child, self._factory, engine, backend, device, kw), daemon=True,
                                  name=f"unisight-engine-{engine}")
         self._proc.start()
         child.close()
@@ -157,16 +155,3 @@ class ProcessEngine(FaceEngine):
             proc.terminate()
             proc.join(2.0)
         self._conn.close()
-
-
-def make_engine_for_gui(args: argparse.Namespace) -> FaceEngine:
-    """`app.engine_options.make_engine`, except that engines holding the GIL run in a child
-    process so the window stays smooth."""
-    from app.engine_options import make_engine
-
-    if args.engine not in GIL_HOLDING_ENGINES:
-        return make_engine(args)
-    try:
-        return ProcessEngine(args.engine, args.backend, args.device)
-    except EngineUnavailable as exc:
-        raise UserError(str(exc)) from None
