@@ -45,7 +45,7 @@ def mtcnn_dlib():
 def cascade():
     """The YuNet + SFace engine (the accurate engine and the teachers), or skip when its files are missing."""
     from engines.errors import EngineUnavailable
-    from engines.teachers.cascade import CascadeEngine
+    from engines.cascade import CascadeEngine
 
     try:
         return CascadeEngine()

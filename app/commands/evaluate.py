@@ -112,16 +112,13 @@ class EngineSpec:
 
 def _cascade(args: argparse.Namespace, embed: bool):
     """A two-network engine, without its embedder when only boxes are measured."""
-    import importlib
-
     from engines.errors import EngineUnavailable
 
-    own_backend, target = CASCADES[args.engine]
+    own_backend, load = CASCADES[args.engine]
     if args.backend not in ("auto", own_backend):
         raise UserError(f"the {args.engine} engine runs on {own_backend}; --backend {args.backend} does not apply")
-    module, cls = target.split(":")
     try:
-        return getattr(importlib.import_module(module), cls)(embed=embed)
+        return load()(embed=embed)
     except EngineUnavailable as exc:
         raise UserError(str(exc)) from None
 

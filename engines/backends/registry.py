@@ -1,7 +1,6 @@
 """Creating engines by name: `create_engine("uniface", "auto")` picks the best runnable backend."""
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Callable
 
@@ -11,16 +10,67 @@ from engines.errors import EngineNotCached, EngineUnavailable
 log = logging.getLogger(__name__)
 
 ENGINES = ("uniface", "cascade", "mtcnn-dlib")
-# backend name -> "module:Class", imported only when asked for
-UNIFACE_BACKENDS: dict[str, str] = {
-    "tensorrt": "engines.backends.tensorrt_backend:TensorRTBackend",
-    "onnxruntime": "engines.backends.onnxruntime_backend:OnnxRuntimeBackend",
-    "torch": "engines.backends.torch_backend:TorchBackend",
+
+
+def _unavailable_unless_importable(module: str):
+    """A loader's ImportError (a missing package) becomes `EngineUnavailable` naming `module`."""
+    def wrap(load: Callable[[], Callable[..., FaceEngine]]) -> Callable[[], Callable[..., FaceEngine]]:
+        def checked() -> Callable[..., FaceEngine]:
+            try:
+                return load()
+            except ImportError as exc:
+                raise EngineUnavailable(f"{module} cannot be imported: {exc}") from exc
+        return checked
+    return wrap
+
+
+@_unavailable_unless_importable("engines.backends.tensorrt_backend")
+def _tensorrt():
+    from engines.backends.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend
+
+
+@_unavailable_unless_importable("engines.backends.onnxruntime_backend")
+def _onnxruntime():
+    from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    return OnnxRuntimeBackend
+
+
+@_unavailable_unless_importable("engines.backends.torch_backend")
+def _torch():
+    from engines.backends.torch_backend import TorchBackend
+
+    return TorchBackend
+
+
+@_unavailable_unless_importable("engines.cascade")
+def _cascade():
+    from engines.cascade import CascadeEngine
+
+    return CascadeEngine
+
+
+@_unavailable_unless_importable("engines.teachers.mtcnn_dlib")
+def _mtcnn_dlib():
+    from engines.teachers.mtcnn_dlib import MtcnnDlibEngine
+
+    return MtcnnDlibEngine
+
+
+# The product's engines, in plain dicts: name -> a loader of the engine class (its module is
+# imported only when asked for). The single-shot network's backends:
+UNIFACE_BACKENDS: dict[str, Callable[[], Callable[..., FaceEngine]]] = {
+    "tensorrt": _tensorrt,
+    "onnxruntime": _onnxruntime,
+    "torch": _torch,
 }
-# the two-network engines: name -> (their one backend, "module:Class")
-CASCADES: dict[str, tuple[str, str]] = {
-    "cascade": ("opencv+onnxruntime", "engines.teachers.cascade:CascadeEngine"),
-    "mtcnn-dlib": ("dlib", "engines.teachers.mtcnn_dlib:MtcnnDlibEngine"),
+# the two-network engines: name -> (their one backend, loader). The cascade (YuNet + SFace) is the
+# product's accurate engine (engines/cascade.py); mtcnn-dlib, the earlier teachers, stays available.
+CASCADES: dict[str, tuple[str, Callable[[], Callable[..., FaceEngine]]]] = {
+    "cascade": ("opencv+onnxruntime", _cascade),
+    "mtcnn-dlib": ("dlib", _mtcnn_dlib),
 }
 # `auto` tries these in order: the fastest first, CPU last
 AUTO_ORDER: tuple[tuple[str, str], ...] = (
@@ -30,14 +80,6 @@ AUTO_ORDER: tuple[tuple[str, str], ...] = (
     ("onnxruntime", "cpu"),
     ("torch", "cpu"),
 )
-
-
-def _load(target: str) -> Callable[..., FaceEngine]:
-    module, cls = target.split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise EngineUnavailable(f"{module} cannot be imported: {exc}") from exc
 
 
 def backend_names(engine: str = "uniface") -> list[str]:
@@ -58,16 +100,16 @@ def create_engine(engine: str = "uniface", backend: str = "auto", device: str | 
     kw: config, weights, cache_dir, input_size, passed to uniface backends.
     """
     if engine in CASCADES:
-        own_backend, target = CASCADES[engine]
+        own_backend, load = CASCADES[engine]
         if backend not in ("auto", own_backend):
             raise ValueError(f"the {engine} engine runs on {own_backend}; backend {backend!r} does not apply")
-        return _load(target)()
+        return load()()
     if engine != "uniface":
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if backend != "auto":
         if backend not in UNIFACE_BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(backend_names())}")
-        return _load(UNIFACE_BACKENDS[backend])(device=device or default_device(backend), **kw)
+        return UNIFACE_BACKENDS[backend]()(device=device or default_device(backend), **kw)
     reasons = []
     to_build: tuple[str, str] | None = None  # the best backend that needs a build first
     for name, dev in AUTO_ORDER:
@@ -75,9 +117,9 @@ def create_engine(engine: str = "uniface", backend: str = "auto", device: str | 
             continue
         try:
             if name == "tensorrt":
-                eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, build=False, **kw)
+                eng = UNIFACE_BACKENDS[name]()(device=device or dev, build=False, **kw)
             else:
-                eng = _load(UNIFACE_BACKENDS[name])(device=device or dev, **kw)
+                eng = UNIFACE_BACKENDS[name]()(device=device or dev, **kw)
         except EngineNotCached as exc:
             reasons.append(f"{name}/{dev}: {exc}")
             to_build = to_build or (name, device or dev)
@@ -98,7 +140,7 @@ def _swap_when_built(fallback: FaceEngine, name: str, device: str, kw: dict) -> 
     """Serve with `fallback` now; build `name` in the background and switch to it when ready."""
     from engines.wrappers.hot_swap import HotSwapEngine
 
-    cls = _load(UNIFACE_BACKENDS[name])
+    cls = UNIFACE_BACKENDS[name]()
 
     def factory(progress):
         return cls(device=device, build=True, on_progress=progress.update, cancel=progress.cancel, **kw)

@@ -163,7 +163,7 @@ def real_engine():
         pytest.skip(f"LFW images not found at {LFW}")
     errors = []
     for module, factory in (("engines.backends.registry", lambda m: m.create_engine("cascade")),
-                            ("engines.teachers.cascade", lambda m: m.CascadeEngine())):
+                            ("engines.cascade", lambda m: m.CascadeEngine())):
         try:
             return factory(importlib.import_module(module))
         except (ImportError, AttributeError, EngineUnavailable) as exc:

@@ -182,7 +182,8 @@ def test_embedding_gate_per_engine():
     """Half way from the threshold to the mean of different people: SFace's scale is not dlib's."""
     from app.gallery.recognition_defaults import DEFAULT_THRESHOLD, chance_for_model
     from app.live.tracking import gate_for_threshold
-    from engines.teachers import cascade, mtcnn_dlib
+    from engines import cascade
+    from engines.teachers import mtcnn_dlib
 
     assert gate_for_threshold(DEFAULT_THRESHOLD["uniface"]) == pytest.approx(0.3295)
     assert gate_for_threshold(DEFAULT_THRESHOLD["mtcnn-dlib"], chance_for_model(mtcnn_dlib.MODEL_ID)) == \

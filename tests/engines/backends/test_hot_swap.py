@@ -252,8 +252,7 @@ def test_auto_serves_with_the_next_backend_while_tensorrt_builds(monkeypatch, ca
     from engines.backends import registry
 
     monkeypatch.setattr(registry, "UNIFACE_BACKENDS", {
-        "tensorrt": f"{__name__}:NotCachedTensorRT", "onnxruntime": f"{__name__}:CpuOnlyOrt",
-        "torch": f"{__name__}:CpuOnlyOrt"})
+        "tensorrt": lambda: NotCachedTensorRT, "onnxruntime": lambda: CpuOnlyOrt, "torch": lambda: CpuOnlyOrt})
     NotCachedTensorRT.builds.clear()
     caplog.set_level(logging.INFO)
     engine = registry.create_engine("uniface", "auto", config="prod")

@@ -33,7 +33,7 @@ def test_a_missing_or_altered_model_file_is_named(model_dir, tmp_path):
     (tmp_path / YUNET_FILE).write_bytes(bytes(data))
     with pytest.raises(EngineUnavailable, match=f"altered .*{YUNET_FILE}"):
         opencv_zoo_model(YUNET_FILE, tmp_path)
-    from engines.teachers.cascade import CascadeEngine
+    from engines.cascade import CascadeEngine
 
     with pytest.raises(EngineUnavailable, match="altered"):
         CascadeEngine(model_dir=tmp_path)
@@ -108,7 +108,7 @@ def test_a_face_at_the_border_or_with_bad_landmarks_never_crashes(cascade):
 
 
 def test_cascade_engine_result_contract(cascade):
-    from engines.teachers.cascade import MODEL_ID
+    from engines.cascade import MODEL_ID
 
     assert cascade.info.engine == "cascade" and cascade.info.model_id == MODEL_ID
     image = cv2.imread(str(ASTRONAUT))
@@ -156,7 +156,8 @@ def test_engines_by_name():
 
 def test_thresholds_per_engine_and_model_id():
     from app.gallery.recognition_defaults import CALIBRATED_MODEL, DEFAULT_THRESHOLD, threshold_for_model
-    from engines.teachers import cascade, mtcnn_dlib
+    from engines import cascade
+    from engines.teachers import mtcnn_dlib
 
     assert set(DEFAULT_THRESHOLD) == {"uniface", "cascade", "mtcnn-dlib"}
     assert CALIBRATED_MODEL["cascade"] == cascade.MODEL_ID
