@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import SHARED_DATA
+from tests.support.paths import REPO, SHARED_DATA  # noqa: F401  (REPO: for test modules that import it from here)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="unisight-tests-"))

@@ -9,7 +9,7 @@ import torch
 
 from engines.model.config import TINY_DEEP
 from engines.model.network import Uniface
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 ASTRONAUT = REPO / "docs" / "samples" / "astronaut.jpg"
 
