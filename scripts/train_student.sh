@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The single-shot network's long distillation run (issue 24): MobileNetV2 from ImageNet in the
-# Uniface structure, taught by YuNet + SFace through the view cache (`scripts/label_all.sh`).
-# Resumes from runs/mnv2_s8_slim/last.pt whenever started again; start it first thing in every session.
-# mnv2_s8_slim_aligned: ImageNet's MobileNetV2 blocks 7, 11, 14 and 17 (the first of each width
-# from stride 16 on) behind our own stem and stride-8 stage: 15.4-15.7 ms a 640x480 frame against
-# the shipped network's 13.4-13.8 (64-65 FPS); all of MobileNetV2 (mnv2_aligned) costs 37-38 ms.
-# No --bf16: on mnv2_lite_aligned it measured no faster than float32 (2.3-2.4 against 2.6-2.7
-# canvases/s, 40 steps each, same seed and losses, machine shared with a labelling job).
+# Uniface structure with a deep face branch (mnv2_s8_deep), taught by YuNet + SFace through the
+# view cache (`scripts/label_all.sh`). Resumes from runs/student_deep/last.pt whenever started
+# again; start it first thing in every session.
+# Its first 750 steps are the no-hint arm of the hint A/B (scripts/ab_hints.sh 750: batch 8 + 32
+# views); from there each step takes 4 canvases + 64 views: the canvases are half of a step's
+# compute and the views carry the recognition targets, so this doubles the faces the face branch
+# learns from per step for ~10% more compute. No --hint-weight: at step 750 the hint gave no
+# measurable gain for ~30% more time a step (README, "Deep face branch and dense hints").
+# No --bf16: no faster than float32 on this CPU (measured on mnv2_lite_aligned).
 #
 #   scripts/train_student.sh [extra train options]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
-exec nice -n 15 "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/mnv2_s8_slim" --config mnv2_s8_slim_aligned \
-  --init imagenet --steps 100000 --batch 8 --canvas 320x320 --crop-batch 32 --crop-canvas 128 \
-  --lr 1e-3 --eval-every 200 --workers 1 "$@"
+exec nice -n 15 "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_deep" --config mnv2_s8_deep \
+  --init imagenet --steps 100000 --batch 4 --canvas 320x320 --crop-batch 64 --crop-canvas 128 \
+  --lr 1e-3 --eval-every 250 --workers 1 "$@"

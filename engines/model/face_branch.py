@@ -13,11 +13,23 @@ pool would blur where on the face a feature is) and a linear layer to the 512-D 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from engines.model.layers import ResidualSeparable, SeparableConv
 
 FACE_FEATURES = 512  # as the two-stage branch's flattened face feature: the projection is unchanged
+
+
+class FaceBatchNorm(nn.BatchNorm2d):
+    """Batch norm over per-face values that uses its running statistics when a training batch
+    holds one face: a step's full-image stream can bring a single face, and one value per
+    channel has no batch statistics."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
 
 
 class DeepFaceBranch(nn.Module):
@@ -29,7 +41,7 @@ class DeepFaceBranch(nn.Module):
         self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2), *(ResidualSeparable(c1) for _ in range(blocks[0])))
         self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2), *(ResidualSeparable(c2) for _ in range(blocks[1])))
         side = roi // 4
-        self.gdc = nn.Sequential(nn.Conv2d(c2, c2, side, groups=c2, bias=False), nn.BatchNorm2d(c2))
+        self.gdc = nn.Sequential(nn.Conv2d(c2, c2, side, groups=c2, bias=False), FaceBatchNorm(c2))
         self.out = nn.Linear(c2, FACE_FEATURES)
         self.map_channels = c2
 

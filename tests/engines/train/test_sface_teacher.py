@@ -109,3 +109,18 @@ def test_a_deep_branch_network_exports_and_runs_alike(tmp_path):
     assert int(got[4][0]) == 4
     np.testing.assert_allclose(got[3][0, :4], expected[3][0, :4].numpy(), atol=1e-4)
     np.testing.assert_allclose(got[0][0, :4], expected[0][0, :4].numpy(), atol=1e-3)
+
+
+def test_the_deep_face_branch_trains_on_a_single_face():
+    """A training step can bring one face: its global-depthwise batch norm then uses its running
+    statistics (one value per channel has no batch statistics) and still passes gradients."""
+    branch = Uniface(TINY_DEEP).attention.face.train()
+    one = torch.randn(1, TINY_DEEP.fr_channels, TINY_DEEP.face_roi, TINY_DEEP.face_roi, requires_grad=True)
+    feature, face_map = branch(one)
+    assert feature.shape == (1, 512) and face_map.shape[0] == 1
+    feature.sum().backward()
+    assert one.grad.abs().sum() > 0
+    bn = branch.gdc[1]
+    before = bn.running_mean.clone()
+    branch(torch.randn(3, TINY_DEEP.fr_channels, TINY_DEEP.face_roi, TINY_DEEP.face_roi))
+    assert not torch.equal(before, bn.running_mean)  # several faces: batch statistics, as usual
