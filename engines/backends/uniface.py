@@ -14,10 +14,7 @@ from engines.preprocess import RawOutputs, batch_buffer, letterbox_batch, to_fac
 
 # Frames smaller than the input are placed at their own size, not enlarged: enlarging adds no
 # detail and pushes faces past the sizes the network was taught (LFW's 250x250 photos would
-# arrive 1.92x enlarged at 640x480, faces ~210 px). The previous shipped model (prod,
-# uniface-prod-01666636343d) on 1,000 LFW pairs:
-# 91.6% at their own size, 89.9% enlarged (the model before it: 87.9% / 86.7%; a checkpoint
-# trained mostly on ~100 px faces: 86.0% / 83.5% on 600 pairs; an early model: 81.7% / 82.5%).
+# arrive 1.92x enlarged at 640x480, faces ~210 px; measured: README, model card).
 DEFAULT_MAX_UPSCALE = 1.0
 
 

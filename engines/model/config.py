@@ -184,10 +184,8 @@ WIDE_ALIGNED = dataclasses.replace(
     face_aspect=1.2943)
 
 # WIDE_ALIGNED with deeper landmark attention: one residual separable block after each branch
-# stage's conv and a 256-wide residual MLP before the projection. Training cosine to the teacher
-# equals validation cosine (~0.60) in every run so far: the student underfits, and its branches
-# are two convs each. Deepened from WIDE_ALIGNED's weights, starting where they are. Measured:
-# no LFW gain over the same 1,200 steps without it (README, runs ctl4 / deep1), so not shipped.
+# stage's conv and a 256-wide residual MLP before the projection, deepened from WIDE_ALIGNED's
+# weights so that it starts where they are (what it gave: README, model card).
 WIDE_ALIGNED_DEEP = dataclasses.replace(WIDE_ALIGNED, name="wide_aligned_deep", branch_residuals=1, embedding_hidden=256)
 
 # The single-shot network on ImageNet-pretrained MobileNetV2 blocks (strides 4-32; the block
@@ -198,11 +196,9 @@ MNV2_ALIGNED = dataclasses.replace(
     WIDE_ALIGNED, name="mnv2_aligned", backbone="mobilenet_v2",
     stages=(StageSpec(24, 3), StageSpec(32, 3), StageSpec(96, 7), StageSpec(320, 4), StageSpec(256, 1),
             StageSpec(256, 1)))
-# MNV2_ALIGNED runs at 37-38 ms a 640x480 frame against WIDE_ALIGNED's 15 (ONNX Runtime, 2
-# cores): MobileNetV2's blocks up to stride 4 (features.0-3: 32 and 96-144 channels at 320x240
-# and 160x120) take over half of it. Here a stem of our own (conv 3->16 at stride 2, separable
-# 16->24 at stride 4, trained from scratch) stands in for them, and ImageNet's blocks start at
-# features.4 (24 channels at stride 4 in, as there).
+# MNV2_ALIGNED with a cheap stem of our own (conv 3->16 at stride 2, separable 16->24 at stride
+# 4, trained from scratch) in place of MobileNetV2's costly blocks up to stride 4 (features.0-3):
+# ImageNet's blocks start at features.4 (24 channels at stride 4 in, as there). Costs: README.
 MNV2_LITE_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_lite_aligned", mobilenet_first=4, stem_channels=16)
 # ... and our own stage at stride 8 too (32 channels, as MobileNetV2's): ImageNet from features.7
 MNV2_S8_ALIGNED = dataclasses.replace(MNV2_ALIGNED, name="mnv2_s8_aligned", mobilenet_first=7, stem_channels=16)

@@ -13,7 +13,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from engines.backends.base import EngineUnavailable
+from engines.errors import EngineUnavailable
 from engines.faces import EMBEDDING_DIM
 from engines.teachers.locate import SFACE_FILE, opencv_zoo_model
 
