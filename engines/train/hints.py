@@ -10,28 +10,13 @@ standardised per channel over the batch, so no channel's scale dominates the los
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.teachers.sface import align_chip
 from engines.train.sface_teacher import TAP_SHAPES, SFaceTeacher
 
 HINT_TAP = "conv_14"
-
-
-def teacher_chips(images: torch.Tensor, landmarks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """SFace's RGB chips (R, 3, 112, 112), float 0-255, of the faces with landmarks (R, 5, 2) in
-    the BGR uint8 images (N, H, W, 3) at rows `index` (R,)."""
-    pics = images.cpu().numpy()
-    chips = []
-    for points, i in zip(landmarks.cpu().numpy(), index.cpu().numpy()):
-        chip = align_chip(pics[int(i)], points)
-        chips.append(np.zeros((112, 112, 3), np.uint8) if chip is None else chip)
-    if not chips:
-        return torch.zeros(0, 3, 112, 112)
-    return torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float()
 
 
 class HintTeacher(nn.Module):

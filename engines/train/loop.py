@@ -22,10 +22,11 @@ from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
-from engines.train.hints import HintTeacher, teacher_chips
+from engines.train.hints import HintTeacher
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
+from engines.train.sface_teacher import SFaceTeacher, teacher_chips
 from engines.model.mobilenet_v2 import init_from_imagenet
 from engines.train.validate import validate
 from engines.train.view_crops import ViewCropDataset
@@ -81,6 +82,9 @@ class TrainSettings:
     # bfloat16 autocast and channels-last tensors on the CPU (MODEL.md: 2x on this CPU); no effect on CUDA
     bf16: bool = False
     stop_at: int = 0  # stop (with a checkpoint) at this step, the schedule still that of `steps`; 0: at `steps`
+    # the full-image stream's mimic targets from SFace on the augmented canvas itself, instead of
+    # the stored embedding of the clean photo (view caches only: the view stream's are exact already)
+    live_targets: bool = False
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -132,9 +136,11 @@ def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
 
 
 def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
-                  teacher_mean: torch.Tensor, bf16: bool = False, with_map: bool = False):
+                  teacher_mean: torch.Tensor, bf16: bool = False, with_map: bool = False,
+                  live: SFaceTeacher | None = None):
     """Detection losses of one batch, and its mimicked faces' student and (centred) teacher
-    embeddings, identity classes (-1: none) and (with_map) deep face-branch maps, else None."""
+    embeddings, identity classes (-1: none) and (with_map) deep face-branch maps, else None.
+    live: the teacher embeds the batch's own pixels for the targets instead of the stored ones."""
     images = batch["images"].to(device, non_blocking=True)
     x = model.normalise(images)
     if bf16:
@@ -144,7 +150,10 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
     losses = detection_losses(heads.logits.float(), heads.box_deltas.float(), heads.landmark_deltas.float(),
                               batch["labels"].to(device), batch["box_t"].to(device), batch["lmk_t"].to(device))
     boxes, lmks = _jitter(batch["mimic_boxes"], batch["mimic_landmarks"], jitter, gen)
-    target = F.normalize(batch["mimic_targets"] - teacher_mean, dim=1).to(device)
+    stored = batch["mimic_targets"]
+    if live is not None:  # the teacher's landmarks as moved into the canvas (unjittered)
+        stored = live.embed_views(batch["images"], batch["mimic_landmarks"], batch["mimic_index"]).cpu()
+    target = F.normalize(stored - teacher_mean, dim=1).to(device)
     face_map = None
     if len(boxes):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -302,6 +311,12 @@ def train(s: TrainSettings) -> dict:
         groups.append({"params": list(hints.regressor.parameters()), "weight_decay": 0.0})
         log.info("hint loss: weight %g, the face branch's %d-channel map taught SFace's %s",
                  lw.hint, hints.regressor.in_channels, hints.tap)
+    live = None
+    if s.live_targets:
+        if not views:
+            raise ValueError("live targets need a label-views cache: SFace is the teacher whose space it holds")
+        live = SFaceTeacher().to(device).to(memory_format=torch.channels_last)
+        log.info("live targets: SFace embeds every augmented canvas face for its mimic target")
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     if last.exists():
@@ -379,7 +394,8 @@ def train(s: TrainSettings) -> dict:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s) * g.get("lr_scale", 1.0)
-            losses, student, target, classes, _ = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16)
+            losses, student, target, classes, _ = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16,
+                                                                 live=live)
             if crops is not None:
                 crop_batch = next(crop_batches)
                 crop_losses, crop_student, crop_target, crop_classes, crop_map = _batch_losses(

@@ -9,7 +9,6 @@ output the forward also returns (`conv_12`: 512 x 14 x 14, `conv_14`: 1024 x 7 x
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engines.teachers.locate import SFACE_FILE, opencv_zoo_model
+from engines.teachers.sface import align_chip
 
 PIXEL_MEAN, PIXEL_SCALE = 127.5, 0.0078125  # the graph's own Sub and Mul on RGB 0-255 input
 TAP_SHAPES = {"conv_12": (512, 14, 14), "conv_13": (1024, 7, 7), "conv_14": (1024, 7, 7)}
@@ -47,13 +47,17 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     return values
 
 
-@dataclass(frozen=True)
-class UnitSpec:
-    """One conv-BN-PReLU unit of the graph."""
-
-    name: str  # e.g. "conv_3" or "conv_3_dw"
-    stride: int
-    groups: int
+def teacher_chips(images: torch.Tensor, landmarks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """SFace's RGB chips (R, 3, 112, 112), float 0-255, of the faces with landmarks (R, 5, 2) in
+    the BGR uint8 images (N, H, W, 3) at rows `index` (R,)."""
+    pics = images.cpu().numpy()
+    chips = []
+    for points, i in zip(landmarks.cpu().numpy(), index.cpu().numpy()):
+        chip = align_chip(pics[int(i)], points)
+        chips.append(np.zeros((112, 112, 3), np.uint8) if chip is None else chip)
+    if not chips:
+        return torch.zeros(0, 3, 112, 112)
+    return torch.from_numpy(np.stack(chips)).permute(0, 3, 1, 2).float()
 
 
 class SFaceTeacher(nn.Module):
@@ -121,3 +125,12 @@ class SFaceTeacher(nn.Module):
                 taps[name] = x
         emb = self.fc_bn(self.fc(self.bn1(x).flatten(1)))
         return F.normalize(emb, dim=1), taps
+
+    @torch.no_grad()
+    def embed_views(self, images: torch.Tensor, landmarks: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Unit embeddings (R, 128) of the faces with landmarks (R, 5, 2) in the BGR uint8 images
+        (N, H, W, 3) at rows `index`: what SFace says of exactly these pixels."""
+        chips = teacher_chips(images, landmarks, index)
+        if len(chips) == 0:
+            return torch.zeros(0, 128)
+        return self(chips.contiguous(memory_format=torch.channels_last))[0]

@@ -79,6 +79,10 @@ def register(sub) -> None:
                    help="weight of the dense hint: a deep face branch's last map (config mnv2_s8_deep) taught "
                         "SFace's last 7x7 map of the same view, on the view stream (--labels VIEWCACHE, "
                         "--crop-batch > 0); 0: off (0)")
+    p.add_argument("--live-targets", action="store_true",
+                   help="the full-image stream's mimic targets from SFace on the augmented canvas itself (the "
+                        "view the student sees) instead of the stored embedding of the clean photo; needs a "
+                        "label-views cache")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop at this step (with a checkpoint) without changing the --steps schedule: a "
                         "slice of a long run, e.g. one arm of an A/B; 0: run to --steps (0)")
@@ -161,6 +165,7 @@ def run(args) -> int:
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
+        live_targets=args.live_targets,
     )
     try:
         result = train(settings)

@@ -44,7 +44,7 @@ def test_torch_sface_equals_onnxruntime_and_taps_its_maps(cascade, astronaut_chi
 
 
 def test_teacher_chips_are_the_cascades_chips(astronaut_chips):
-    from engines.train.hints import teacher_chips
+    from engines.train.sface_teacher import teacher_chips
 
     image, landmarks, chips = astronaut_chips
     images = torch.from_numpy(np.stack([image, image]))
@@ -56,7 +56,8 @@ def test_teacher_chips_are_the_cascades_chips(astronaut_chips):
 def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
     """A few steps on the hint alone bring the face branch's regressed map towards SFace's, and
     the gradient reaches the branch and F_r's top-down pathway, not only the regressor."""
-    from engines.train.hints import HintTeacher, teacher_chips
+    from engines.train.hints import HintTeacher
+    from engines.train.sface_teacher import teacher_chips
 
     image, landmarks, _ = astronaut_chips
     torch.manual_seed(0)

@@ -150,3 +150,27 @@ def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(vie
     assert train(_settings(view_cache, out, **{**hinted, "stop_at": 3}))["step"] == 3
     with pytest.raises(ValueError, match="deep face branch"):
         train(_settings(view_cache, tmp_path / "plain", weights={**asdict(LossWeights()), "hint": 1.0}))
+
+
+def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_cache, tmp_path):
+    """On the view stream, whose stored targets are SFace's embeddings of exactly those pixels,
+    the live teacher gives the same targets; a run with live targets trains."""
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
+    from engines.train.dataset import collate
+    from engines.train.loop import _anchors, _batch_losses, train
+    from engines.train.sface_teacher import SFaceTeacher
+    from engines.train.view_crops import ViewCropDataset
+    from engines.train.view_labels import load_face_views, load_view_labels
+
+    model = Uniface(get_config("tiny"))
+    data = ViewCropDataset(load_face_views(view_cache), load_view_labels(view_cache),
+                           _anchors(model, (V.CROP_SIZE, V.CROP_SIZE), torch.device("cpu")))
+    batch = collate([data.item(i, v) for i in range(len(data)) for v in (0, 1, 3)])
+    mean = torch.zeros(128)
+    args = (model, batch, torch.device("cpu"), 0.0, torch.Generator().manual_seed(0), mean)
+    _, _, stored, _, _ = _batch_losses(*args)
+    _, _, live, _, _ = _batch_losses(*args, live=SFaceTeacher())
+    assert len(stored) == 3 * len(data)
+    assert (stored * live).sum(1).min() > 0.999  # the stored targets are float16
+    assert train(_settings(view_cache, tmp_path / "live", steps=2, live_targets=True))["step"] == 2
