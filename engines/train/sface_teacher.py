@@ -1,8 +1,8 @@
-"""SFace in PyTorch, built from the shipped ONNX file: the teacher whose inner maps are hint targets.
+"""SFace in PyTorch, built from the shipped ONNX file: the teacher inside the training process.
 
 ONNX Runtime gives SFace's embedding; training also wants what it computes on the way (FitNets
-hints: Romero et al. 2015; ShrinkTeaNet), on the very view the student sees, and in the same
-process as the student. So its graph is read once, its block-quantised int8 weights are
+hints: Romero et al. 2015; ShrinkTeaNet), and embeddings of the very pixels the student sees
+(live targets, `embed_views`), in the same process as the student. So its graph is read once, its block-quantised int8 weights are
 dequantised, and it runs as a plain module: 14 conv-BN-PReLU units (a MobileNetV1 at 112 px,
 stride 1 first), then BN, a 50,176 -> 128 linear layer and BN. `taps` names the units whose
 output the forward also returns (`conv_12`: 512 x 14 x 14, `conv_14`: 1024 x 7 x 7).
