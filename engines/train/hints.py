@@ -14,22 +14,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.train.sface_teacher import TAP_SHAPES, SFaceTeacher
+from engines.train.sface_teacher import SFaceTeacher
 
 HINT_TAP = "conv_14"
 
 
 class HintTeacher(nn.Module):
-    """SFace (frozen, bfloat16 on the CPU) and the regressor from the student's map to its tap."""
+    """SFace (frozen, run in bfloat16 on the CPU) and the regressor from the student's map to its tap.
 
-    def __init__(self, student_channels: int, tap: str = HINT_TAP, bf16: bool = True):
+    sface: the training's one SFace module, built with `tap` among its taps (channels-last on the
+    CPU: the live targets share it)."""
+
+    def __init__(self, sface: SFaceTeacher, student_channels: int, tap: str = HINT_TAP, bf16: bool = True):
         super().__init__()
-        self.sface = SFaceTeacher(taps=(tap,))
+        if tap not in sface.taps:
+            raise ValueError(f"the SFace module does not return {tap}; build it with taps=({tap!r},)")
+        self.sface = sface
         self.tap = tap
         self.bf16 = bf16
-        self.regressor = nn.Conv2d(student_channels, TAP_SHAPES[tap][0], 1)
-        if bf16:
-            self.sface.to(memory_format=torch.channels_last)
+        self.regressor = nn.Conv2d(student_channels, sface.channels(tap), 1)
 
     @torch.no_grad()
     def targets(self, chips: torch.Tensor) -> torch.Tensor:

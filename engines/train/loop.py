@@ -22,7 +22,7 @@ from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
-from engines.train.hints import HintTeacher
+from engines.train.hints import HINT_TAP, HintTeacher
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
@@ -301,21 +301,24 @@ def train(s: TrainSettings) -> dict:
         groups.append({"params": [head], "weight_decay": 0.0})  # rows are normalised: decay would only shrink them
         log.info("identity loss: weight %g, %d classes (%d with one face) over %d training faces, CosFace s=%g m=%g",
                  lw.identity, table.classes, table.single_classes, table.faces, s.identity_scale, s.identity_margin)
+    if lw.hint > 0 and (cfg.face_branch_kind != "deep" or not views or s.crop_batch == 0):
+        raise ValueError("the hint loss needs a deep face branch (e.g. config mnv2_s8_deep) and the view "
+                         "stream (a label-views cache and a crop batch > 0)")
+    if s.live_targets and not views:
+        raise ValueError("live targets need a label-views cache: SFace is the teacher whose space it holds")
+    # training-only, like the identity head: SFace and the hint regressor stay out of the network;
+    # one SFace module serves both the hints and the live targets
+    sface = None
+    if lw.hint > 0 or s.live_targets:
+        sface = SFaceTeacher(taps=(HINT_TAP,) if lw.hint > 0 else ()).to(device).to(memory_format=torch.channels_last)
     hints = None
     if lw.hint > 0:
-        if cfg.face_branch_kind != "deep" or not views or s.crop_batch == 0:
-            raise ValueError("the hint loss needs a deep face branch (e.g. config mnv2_s8_deep) and the view "
-                             "stream (a label-views cache and a crop batch > 0)")
-        # training-only, like the identity head: SFace and the regressor stay out of the network
-        hints = HintTeacher(model.attention.face.map_channels).to(device)
+        hints = HintTeacher(sface, model.attention.face.map_channels).to(device)
         groups.append({"params": list(hints.regressor.parameters()), "weight_decay": 0.0})
         log.info("hint loss: weight %g, the face branch's %d-channel map taught SFace's %s",
                  lw.hint, hints.regressor.in_channels, hints.tap)
-    live = None
-    if s.live_targets:
-        if not views:
-            raise ValueError("live targets need a label-views cache: SFace is the teacher whose space it holds")
-        live = SFaceTeacher().to(device).to(memory_format=torch.channels_last)
+    live = sface if s.live_targets else None
+    if live is not None:
         log.info("live targets: SFace embeds every augmented canvas face for its mimic target")
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0

@@ -5,7 +5,7 @@ hints: Romero et al. 2015; ShrinkTeaNet), and embeddings of the very pixels the 
 (live targets, `embed_views`), in the same process as the student. So its graph is read once, its block-quantised int8 weights are
 dequantised, and it runs as a plain module: 14 conv-BN-PReLU units (a MobileNetV1 at 112 px,
 stride 1 first), then BN, a 50,176 -> 128 linear layer and BN. `taps` names the units whose
-output the forward also returns (`conv_12`: 512 x 14 x 14, `conv_14`: 1024 x 7 x 7).
+output the forward also returns (e.g. `conv_12`: 512 x 14 x 14, `conv_14`: 1024 x 7 x 7).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from engines.teachers.locate import SFACE_FILE, opencv_zoo_model
 from engines.teachers.sface import align_chip
 
 PIXEL_MEAN, PIXEL_SCALE = 127.5, 0.0078125  # the graph's own Sub and Mul on RGB 0-255 input
-TAP_SHAPES = {"conv_12": (512, 14, 14), "conv_13": (1024, 7, 7), "conv_14": (1024, 7, 7)}
 
 
 def _dequantise(q: np.ndarray, scales: np.ndarray, zero: np.ndarray, axis: int, block: int) -> np.ndarray:
@@ -29,13 +28,12 @@ def _dequantise(q: np.ndarray, scales: np.ndarray, zero: np.ndarray, axis: int, 
     return ((q.astype(np.float32) - reps(zero).astype(np.float32)) * reps(scales)).astype(np.float32)
 
 
-def read_weights(path: Path) -> dict[str, np.ndarray]:
-    """Every float tensor the graph computes from constants alone: its initialisers, with each
+def read_weights(graph) -> dict[str, np.ndarray]:
+    """Every float tensor an ONNX graph computes from constants alone: its initialisers, with each
     quantised weight replaced by its dequantised and reshaped value under the node's output name."""
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -69,7 +67,7 @@ class SFaceTeacher(nn.Module):
 
         path = path or opencv_zoo_model(SFACE_FILE)
         graph = onnx.load(str(path)).graph
-        values = read_weights(path)
+        values = read_weights(graph)
         eps = {node.name: onnx.helper.get_attribute_value(a) for node in graph.node
                if node.op_type == "BatchNormalization" for a in node.attribute if a.name == "epsilon"}
         self.units = nn.ModuleList()
@@ -111,6 +109,10 @@ class SFaceTeacher(nn.Module):
         bn.running_mean.copy_(torch.from_numpy(values[f"{prefix}_moving_mean"]))
         bn.running_var.copy_(torch.from_numpy(values[f"{prefix}_moving_var"]))
         return bn
+
+    def channels(self, unit: str) -> int:
+        """Channels of a unit's output map."""
+        return self.units[self.names.index(unit)][0].out_channels
 
     def train(self, mode: bool = True) -> "SFaceTeacher":
         return super().train(False)  # a teacher: its batch norms always use the stored statistics

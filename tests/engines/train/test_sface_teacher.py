@@ -26,7 +26,7 @@ def astronaut_chips(cascade):
 
 
 def test_torch_sface_equals_onnxruntime_and_taps_its_maps(cascade, astronaut_chips):
-    from engines.train.sface_teacher import TAP_SHAPES, SFaceTeacher
+    from engines.train.sface_teacher import SFaceTeacher
 
     _, _, chips = astronaut_chips
     teacher = SFaceTeacher(taps=("conv_12", "conv_14"))
@@ -35,8 +35,8 @@ def test_torch_sface_equals_onnxruntime_and_taps_its_maps(cascade, astronaut_chi
     reference = cascade.embedder.embed_chips(chips)
     assert np.allclose((emb.numpy() * reference).sum(1), 1.0, atol=1e-5)
     assert emb.numpy()[0] @ emb.numpy()[1] < 0.99  # two different chips, not one constant output
-    for name, shape in (("conv_12", TAP_SHAPES["conv_12"]), ("conv_14", TAP_SHAPES["conv_14"])):
-        assert taps[name].shape == (2, *shape)
+    for name, shape in (("conv_12", (512, 14, 14)), ("conv_14", (1024, 7, 7))):
+        assert taps[name].shape == (2, *shape) and teacher.channels(name) == shape[0]
     teacher.train()
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     with pytest.raises(ValueError, match="no unit"):
@@ -56,13 +56,13 @@ def test_teacher_chips_are_the_cascades_chips(astronaut_chips):
 def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
     """A few steps on the hint alone bring the face branch's regressed map towards SFace's, and
     the gradient reaches the branch and F_r's top-down pathway, not only the regressor."""
-    from engines.train.hints import HintTeacher
-    from engines.train.sface_teacher import teacher_chips
+    from engines.train.hints import HINT_TAP, HintTeacher
+    from engines.train.sface_teacher import SFaceTeacher, teacher_chips
 
     image, landmarks, _ = astronaut_chips
     torch.manual_seed(0)
     model = Uniface(TINY_DEEP).train()
-    hints = HintTeacher(model.attention.face.map_channels)
+    hints = HintTeacher(SFaceTeacher(taps=(HINT_TAP,)), model.attention.face.map_channels)
     scale = 160 / image.shape[1]
     small = cv2.resize(image, (160, round(image.shape[0] * scale)))
     small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
