@@ -67,9 +67,17 @@ class UnifaceConfig:
     mobilenet_skip: tuple[int, ...] = ()  # residual MobileNetV2 blocks left out (cost)
     # "region": the face branch is two conv-ReLU-pool stages flattened to 512-D (Uniface);
     # "deep": `engines.model.face_branch.DeepFaceBranch`, a recognition network of its own
-    # (face_branch: its two stages' channels, deep_blocks: residual blocks after each)
+    # (face_branch: its two stages' channels, deep_blocks: residual blocks after each);
+    # "mobilenet": `engines.model.face_branch.MobileNetFaceBranch`, MobileNetV2's blocks 4-13
+    # (face_branch: (96, the width of its MobileFaceNet head); face_mobilenet_skip: residual
+    # blocks left out, as mobilenet_skip)
     face_branch_kind: str = "region"
     deep_blocks: tuple[int, int] = (2, 1)
+    face_mobilenet_skip: tuple[int, ...] = ()
+    # bilinear samples per face-region cell side, averaged (RoIAlign's sampling ratio): 2 smooths
+    # regions sampled coarser than F_r; 1 costs a quarter as much per face, enough when the
+    # region's cells are about F_r's (a 112 px face at 28 cells over stride 4)
+    face_sampling: int = 2
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -85,8 +93,12 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: ROI sizes {self.face_roi}/{self.landmark_roi} must be multiples of {cell}")
         face_dim = self.face_branch[1] * (self.face_roi // cell) ** 2 if self.face_branch_kind == "region" else 512
         lmk_dim = self.landmark_branch[1] * (self.landmark_roi // cell) ** 2
-        if self.face_branch_kind not in ("region", "deep"):
+        if self.face_branch_kind not in ("region", "deep", "mobilenet"):
             raise ValueError(f"{self.name}: unknown face branch kind {self.face_branch_kind!r}")
+        if self.face_branch_kind == "mobilenet" and self.face_branch[0] != 96:
+            raise ValueError(f"{self.name}: MobileNetV2's block 13 gives 96 channels, face_branch[0] must be 96")
+        if self.face_sampling < 1:
+            raise ValueError(f"{self.name}: face sampling must be at least 1, got {self.face_sampling}")
         if face_dim != 512 or lmk_dim != 128:
             raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
         if self.face_template is not None and len(self.face_template) != 5:
@@ -215,10 +227,19 @@ ARCFACE_FRAME = ((0.3419, 0.4616), (0.6565, 0.4598), (0.5002, 0.6405), (0.3710, 
 # down to a 7 x 7 x 192 map, the one SFace's 7 x 7 x 1024 map teaches through hints.
 MNV2_S8_DEEP = dataclasses.replace(MNV2_S8_SLIM_ALIGNED, name="mnv2_s8_deep", face_template=ARCFACE_FRAME,
                                    face_aspect=1.0, face_roi=28, face_branch=(96, 192), face_branch_kind="deep")
+# MNV2_S8_DEEP with ImageNet's MobileNetV2 blocks 4-13 as the face branch (`MobileNetFaceBranch`)
+# and one bilinear sample per face cell (a quarter of the per-face sampling, the largest per-face
+# cost in ONNX Runtime at 20 faces): the recognition network starts from ImageNet as the
+# backbone does.
+MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", face_branch=(96, 512),
+                                       face_branch_kind="mobilenet", face_sampling=1)
 TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FRAME, face_roi=16, face_branch=(16, 24),
                                 face_branch_kind="deep", deep_blocks=(1, 1))
+TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_branch=(96, 32), face_branch_kind="mobilenet",
+                                    face_sampling=1, face_mobilenet_skip=(5, 6, 8, 9, 10, 12))
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
-                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, TINY, TINY_DEEP)}
+                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE, TINY,
+                               TINY_DEEP, TINY_MNV2FACE)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

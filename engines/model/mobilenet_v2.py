@@ -142,8 +142,13 @@ def load_imagenet(features: MobileNetV2Features, path: Path | None = None, bgr_c
 
 
 def init_from_imagenet(model, path: Path | None = None) -> int:
-    """Start a Uniface network with the "mobilenet_v2" backbone from ImageNet (for its input)."""
+    """Start a Uniface network with the "mobilenet_v2" backbone from ImageNet (for its input), and
+    its face branch too where that is made of MobileNetV2's blocks; returns the tensors loaded."""
     mobilenet = getattr(model.backbone, "mobilenet", None)
     if mobilenet is None:
         raise ValueError(f"config {model.cfg.name!r} has no mobilenet_v2 backbone")
-    return load_imagenet(mobilenet, path, bgr_centred=True)
+    loaded = load_imagenet(mobilenet, path, bgr_centred=True)
+    face_blocks = getattr(model.attention.face, "mobilenet", None)
+    if face_blocks is not None:
+        loaded += load_imagenet(face_blocks, path)
+    return loaded

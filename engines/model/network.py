@@ -16,7 +16,7 @@ from torch import nn
 from engines.model.alignment import fit_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
-from engines.model.face_branch import DeepFaceBranch
+from engines.model.face_branch import DeepFaceBranch, MobileNetFaceBranch
 from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
 from engines.model.mobilenet_v2 import MobileNetV2Features
 from engines.model.nms import cluster_nms
@@ -145,9 +145,12 @@ class LandmarkAttention(nn.Module):
     def __init__(self, cfg: UnifaceConfig):
         super().__init__()
         self.cfg = cfg
-        self.face = (DeepFaceBranch(cfg.fr_channels, cfg.face_branch, cfg.deep_blocks, cfg.face_roi)
-                     if cfg.face_branch_kind == "deep"
-                     else RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals))
+        if cfg.face_branch_kind == "deep":
+            self.face = DeepFaceBranch(cfg.fr_channels, cfg.face_branch, cfg.deep_blocks, cfg.face_roi)
+        elif cfg.face_branch_kind == "mobilenet":
+            self.face = MobileNetFaceBranch(cfg.fr_channels, cfg.face_branch[1], cfg.face_roi, cfg.face_mobilenet_skip)
+        else:
+            self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals)
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool,
                                                 cfg.branch_residuals) for _ in range(4))
         self.mix = ResidualMLP(512 + 4 * 128, cfg.embedding_hidden) if cfg.embedding_hidden else nn.Identity()
@@ -178,17 +181,17 @@ class LandmarkAttention(nn.Module):
         r = boxes.shape[0]
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
         if cfg.face_template is None:
-            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4)
+            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4, sampling=cfg.face_sampling)
             regions = self.regions(boxes, landmarks).reshape(-1, 4)
             parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride=4)
         else:
             origin, axis_u, axis_v = fit_frames(landmarks, self.face_template)
             face = sample_frames(fr_stacked, fr_height, origin, axis_u, cfg.face_aspect * axis_v, batch_index,
-                                 cfg.face_roi, stride=4)
+                                 cfg.face_roi, stride=4, sampling=cfg.face_sampling)
             parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
         parts = parts.reshape(r, 4, *parts.shape[1:])
         face_map = None
-        if isinstance(self.face, DeepFaceBranch):
+        if isinstance(self.face, (DeepFaceBranch, MobileNetFaceBranch)):
             face_feat, face_map = self.face(face)
         else:
             face_feat = self.face(face)

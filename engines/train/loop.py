@@ -301,8 +301,8 @@ def train(s: TrainSettings) -> dict:
         groups.append({"params": [head], "weight_decay": 0.0})  # rows are normalised: decay would only shrink them
         log.info("identity loss: weight %g, %d classes (%d with one face) over %d training faces, CosFace s=%g m=%g",
                  lw.identity, table.classes, table.single_classes, table.faces, s.identity_scale, s.identity_margin)
-    if lw.hint > 0 and (cfg.face_branch_kind != "deep" or not views or s.crop_batch == 0):
-        raise ValueError("the hint loss needs a deep face branch (e.g. config mnv2_s8_deep) and the view "
+    if lw.hint > 0 and (cfg.face_branch_kind not in ("deep", "mobilenet") or not views or s.crop_batch == 0):
+        raise ValueError("the hint loss needs a deep face branch (e.g. config mnv2_s8_mnv2face) and the view "
                          "stream (a label-views cache and a crop batch > 0)")
     if s.live_targets and not views:
         raise ValueError("live targets need a label-views cache: SFace is the teacher whose space it holds")

@@ -56,7 +56,8 @@ def test_fit_frames_averages_noisy_landmarks_and_never_mirrors():
     assert torch.all(axis_u == 0) and torch.all(torch.isfinite(origin))
 
 
-def test_sample_frames_places_every_bin_on_its_turned_point():
+@pytest.mark.parametrize("sampling", [1, 2])
+def test_sample_frames_places_every_bin_on_its_turned_point(sampling):
     # feature maps that hold each cell's own input-pixel coordinates: bilinear sampling of a
     # linear ramp is exact, so every output bin must read the frame point at its centre
     n, h, w, stride, size = 2, 20, 24, 4, 6
@@ -66,7 +67,7 @@ def test_sample_frames_places_every_bin_on_its_turned_point():
     stacked = stack_feature_maps(fr)
     u, v = rotation(0.7)
     origin, axis_u, axis_v = torch.tensor([[30.0, 20.0], [40.0, 25.0]]), 28 * u.expand(2, 2), 21 * v.expand(2, 2)
-    out = sample_frames(stacked, h, origin, axis_u, axis_v, torch.tensor([0, 1]), size, stride, sampling=2)
+    out = sample_frames(stacked, h, origin, axis_u, axis_v, torch.tensor([0, 1]), size, stride, sampling=sampling)
     assert out.shape == (2, 2, size, size)
     centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     for r in range(2):

@@ -121,3 +121,24 @@ def test_slim_backbone_skips_only_residual_blocks(weights):
     assert out.fr.shape == (1, 64, 32, 40)
     with pytest.raises(ValueError, match="not a residual block"):
         MobileNetV2Features((16,), first=7, skip=(11,))  # 11 changes the width: it must stay
+
+
+def test_the_mobilenet_face_branch_starts_from_imagenet_blocks_4_to_13(weights):
+    """mnv2_s8_mnv2face: the backbone and the face branch both take their MobileNetV2 blocks from
+    ImageNet; the branch takes a 28 x 28 face region of F_r to a 7 x 7 map and a 512-D feature."""
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    cfg = get_config("mnv2_s8_mnv2face")
+    model = Uniface(cfg)
+    branch = model.attention.face
+    loaded = init_from_imagenet(model, weights)
+    assert loaded == len(model.backbone.mobilenet.state_dict()) + len(branch.mobilenet.state_dict())
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    names = list(branch.mobilenet.state_dict())
+    assert {int(n.split(".")[1]) for n in names} == set(range(4, 14))
+    for name in names:
+        assert torch.equal(branch.mobilenet.state_dict()[name], state[name]), name
+    feature, face_map = branch.eval()(torch.randn(2, cfg.fr_channels, cfg.face_roi, cfg.face_roi))
+    assert feature.shape == (2, 512) and face_map.shape == (2, 96, 7, 7) and branch.map_channels == 96

@@ -8,7 +8,7 @@ import torch
 from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
-from engines.model.config import PROD, TINY, TINY_DEEP, WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config
+from engines.model.config import PROD, TINY, TINY_DEEP, TINY_MNV2FACE, WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
 from engines.model.roi import roi_align, stack_feature_maps
@@ -32,7 +32,7 @@ def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, iou_threshold: f
     return kept
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
+@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, TINY_MNV2FACE, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
                          ids=lambda c: c.name)
 def test_output_shapes_and_contract(cfg):
     model = Uniface(cfg).eval()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.model.config import TINY_DEEP
+from engines.model.config import TINY_DEEP, TINY_MNV2FACE
 from engines.model.network import Uniface
 from tests.support.paths import REPO
 
@@ -91,15 +91,16 @@ def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
     assert float(loss().detach()) < 0.9 * float(before.detach())
 
 
-def test_a_deep_branch_network_exports_and_runs_alike(tmp_path):
+@pytest.mark.parametrize("cfg", [TINY_DEEP, TINY_MNV2FACE], ids=lambda c: c.name)
+def test_a_deep_branch_network_exports_and_runs_alike(cfg, tmp_path):
     import onnxruntime as ort
 
     from engines.model.export import export_onnx
     from engines.model.weights import load_model
 
-    path = export_onnx(TINY_DEEP.name, None, tmp_path / "deep.onnx")
-    model, _ = load_model(TINY_DEEP.name, None)  # the seeded random weights the export used
-    w, h = TINY_DEEP.input_size
+    path = export_onnx(cfg.name, None, tmp_path / "deep.onnx")
+    model, _ = load_model(cfg.name, None)  # the seeded random weights the export used
+    w, h = cfg.input_size
     images = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     threshold, limit = torch.tensor([-1.0]), torch.tensor([4], dtype=torch.int32)
     with torch.inference_mode():
@@ -112,16 +113,17 @@ def test_a_deep_branch_network_exports_and_runs_alike(tmp_path):
     np.testing.assert_allclose(got[0][0, :4], expected[0][0, :4].numpy(), atol=1e-3)
 
 
-def test_the_deep_face_branch_trains_on_a_single_face():
+@pytest.mark.parametrize("cfg", [TINY_DEEP, TINY_MNV2FACE], ids=lambda c: c.name)
+def test_the_deep_face_branch_trains_on_a_single_face(cfg):
     """A training step can bring one face: its global-depthwise batch norm then uses its running
     statistics (one value per channel has no batch statistics) and still passes gradients."""
-    branch = Uniface(TINY_DEEP).attention.face.train()
-    one = torch.randn(1, TINY_DEEP.fr_channels, TINY_DEEP.face_roi, TINY_DEEP.face_roi, requires_grad=True)
+    branch = Uniface(cfg).attention.face.train()
+    one = torch.randn(1, cfg.fr_channels, cfg.face_roi, cfg.face_roi, requires_grad=True)
     feature, face_map = branch(one)
     assert feature.shape == (1, 512) and face_map.shape[0] == 1
     feature.sum().backward()
     assert one.grad.abs().sum() > 0
     bn = branch.gdc[1]
     before = bn.running_mean.clone()
-    branch(torch.randn(3, TINY_DEEP.fr_channels, TINY_DEEP.face_roi, TINY_DEEP.face_roi))
+    branch(torch.randn(3, cfg.fr_channels, cfg.face_roi, cfg.face_roi))
     assert not torch.equal(before, bn.running_mean)  # several faces: batch statistics, as usual
