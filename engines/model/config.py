@@ -235,7 +235,7 @@ MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", fa
                                        face_branch_kind="mobilenet", face_sampling=1)
 TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FRAME, face_roi=16, face_branch=(16, 24),
                                 face_branch_kind="deep", deep_blocks=(1, 1))
-TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_branch=(96, 32), face_branch_kind="mobilenet",
+TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_roi=28, face_branch=(96, 32), face_branch_kind="mobilenet",
                                     face_sampling=1, face_mobilenet_skip=(5, 6, 8, 9, 10, 12))
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
                                MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE, TINY,

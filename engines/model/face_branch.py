@@ -13,6 +13,8 @@ pool would blur where on the face a feature is) and a linear layer to the 512-D 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,15 @@ from engines.model.layers import ResidualSeparable, SeparableConv
 from engines.model.mobilenet_v2 import CHANNELS_AT, ConvBNReLU6, MobileNetV2Features
 
 FACE_FEATURES = 512  # as the two-stage branch's flattened face feature: the projection is unchanged
+
+
+@dataclass(frozen=True)
+class FaceMaps:
+    """A face branch's maps of each face, for training's hints: `input`, what its first layer of
+    recognition takes (R, c, roi, roi), and `output`, its last map before the global depthwise conv."""
+
+    input: torch.Tensor
+    output: torch.Tensor
 
 
 class FaceBatchNorm(nn.BatchNorm2d):
@@ -35,7 +46,8 @@ class FaceBatchNorm(nn.BatchNorm2d):
 
 
 class DeepFaceBranch(nn.Module):
-    """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and the (R, c2, roi/4, roi/4) map."""
+    """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and its `FaceMaps` (input: the
+    region; output: the (R, c2, roi/4, roi/4) map)."""
 
     def __init__(self, cin: int, channels: tuple[int, int], blocks: tuple[int, int], roi: int):
         super().__init__()
@@ -47,13 +59,14 @@ class DeepFaceBranch(nn.Module):
         self.out = nn.Linear(c2, FACE_FEATURES)
         self.map_channels = c2
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FaceMaps]:
         fmap = self.stage2(self.stage1(x))
-        return self.out(self.gdc(fmap).flatten(1)), fmap
+        return self.out(self.gdc(fmap).flatten(1)), FaceMaps(x, fmap)
 
 
 class MobileNetFaceBranch(nn.Module):
-    """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and the (R, 96, roi/4, roi/4) map.
+    """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and its `FaceMaps` (input: the
+    (R, 24, roi, roi) projection block 4 takes; output: block 13's (R, 96, roi/4, roi/4) map).
 
     MobileNetV2's blocks 4 to 13 (ImageNet weights, `engines.model.mobilenet_v2.init_from_imagenet`)
     take the region from stride 4 to stride 16 as they do in MobileNetV2, behind a 1x1 projection of
@@ -74,6 +87,7 @@ class MobileNetFaceBranch(nn.Module):
         self.out = nn.Linear(width, FACE_FEATURES)
         self.map_channels = CHANNELS_AT[16]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fmap = self.mobilenet(self.adapt(x))[0]
-        return self.out(self.gdc(self.expand(fmap)).flatten(1)), fmap
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FaceMaps]:
+        projected = self.adapt(x)
+        fmap = self.mobilenet(projected)[0]
+        return self.out(self.gdc(self.expand(fmap)).flatten(1)), FaceMaps(projected, fmap)

@@ -176,7 +176,7 @@ class LandmarkAttention(nn.Module):
 
     def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index, with_map: bool = False):
         """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels;
-        with_map: also the deep face branch's last feature map (hint training), else None."""
+        with_map: also the deep face branch's `FaceMaps` (hint training), else None."""
         cfg = self.cfg
         r = boxes.shape[0]
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
@@ -242,7 +242,7 @@ class Uniface(nn.Module):
 
     def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index, with_map: bool = False):
         """Embeddings for given faces (e.g. teacher boxes and landmarks during training); with_map:
-        (embeddings, the deep face branch's last map or None)."""
+        (embeddings, the deep face branch's `FaceMaps` or None)."""
         return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map)
 
     def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):

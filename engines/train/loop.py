@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from engines.model.config import SHIPPED_CONFIG, get_config
 from engines.model.deepen import check_deepenable, deepen_state
+from engines.model.face_branch import FaceMaps
 from engines.model.layers import ResidualMLP, ResidualSeparable
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, same_layout, widen_state
@@ -23,6 +24,7 @@ from engines.train.augment import AugmentSettings
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
 from engines.train.hints import HINT_TAP, HintTeacher
+from engines.train.imagenet_hint import ImageNetInputHint
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
@@ -135,11 +137,24 @@ def _endless(dataset, batch: int, workers: int, seed: int, epoch: int):
         epoch += 1
 
 
+@dataclass
+class StreamOutput:
+    """One stream's share of a step: detection losses, its mimicked faces' student and (centred)
+    teacher embeddings and identity classes (-1: none), the landmarks the student embedded them
+    on (jittered), and the face branch's maps when asked for (`FaceMaps`), else None."""
+
+    losses: dict[str, torch.Tensor]
+    student: torch.Tensor
+    target: torch.Tensor
+    classes: torch.Tensor
+    landmarks: torch.Tensor
+    maps: FaceMaps | None = None
+
+
 def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: float, gen: torch.Generator,
                   teacher_mean: torch.Tensor, bf16: bool = False, with_map: bool = False,
-                  live: SFaceTeacher | None = None):
-    """Detection losses of one batch, and its mimicked faces' student and (centred) teacher
-    embeddings, identity classes (-1: none) and (with_map) deep face-branch maps, else None.
+                  live: SFaceTeacher | None = None) -> StreamOutput:
+    """Detection losses and mimicked faces of one batch (`StreamOutput`).
     live: the teacher embeds the batch's own pixels for the targets instead of the stored ones."""
     images = batch["images"].to(device, non_blocking=True)
     x = model.normalise(images)
@@ -154,17 +169,17 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
     if live is not None:  # the teacher's landmarks as moved into the canvas (unjittered)
         stored = live.embed_views(batch["images"], batch["mimic_landmarks"], batch["mimic_index"]).cpu()
     target = F.normalize(stored - teacher_mean, dim=1).to(device)
-    face_map = None
+    maps = None
     if len(boxes):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device),
                                   with_map=with_map)
         if with_map:
-            student, face_map = student
+            student, maps = student
         student = student.float()
     else:  # keeps F_r in the graph so every parameter gets a (zero) gradient
         student = (heads.fr.new_zeros(0, target.shape[1]) + heads.fr.sum() * 0).float()
-    return losses, student, target, batch["mimic_identities"].to(device), face_map
+    return StreamOutput(losses, student, target, batch["mimic_identities"].to(device), lmks, maps)
 
 
 def teacher_centre(labels) -> np.ndarray:
@@ -317,6 +332,14 @@ def train(s: TrainSettings) -> dict:
         groups.append({"params": list(hints.regressor.parameters()), "weight_decay": 0.0})
         log.info("hint loss: weight %g, the face branch's %d-channel map taught SFace's %s",
                  lw.hint, hints.regressor.in_channels, hints.tap)
+    input_hint = None
+    if lw.input_hint > 0:
+        if cfg.face_branch_kind != "mobilenet" or cfg.face_roi != 28 or not views or s.crop_batch == 0:
+            raise ValueError("the input hint needs the MobileNetV2 face branch on a 28 x 28 region (config "
+                             "mnv2_s8_mnv2face) and the view stream (a label-views cache and a crop batch > 0)")
+        input_hint = ImageNetInputHint().to(device)
+        log.info("input hint: weight %g, the face branch's input taught ImageNet's blocks 0-3 map of the chip",
+                 lw.input_hint)
     live = sface if s.live_targets else None
     if live is not None:
         log.info("live targets: SFace embeds every augmented canvas face for its mimic target")
@@ -397,18 +420,21 @@ def train(s: TrainSettings) -> dict:
                 break
             for g in opt.param_groups:
                 g["lr"] = _lr(step, s) * g.get("lr_scale", 1.0)
-            losses, student, target, classes, _ = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16,
-                                                                 live=live)
+            full = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16, live=live)
+            losses, student, target, classes = full.losses, full.student, full.target, full.classes
             if crops is not None:
                 crop_batch = next(crop_batches)
-                crop_losses, crop_student, crop_target, crop_classes, crop_map = _batch_losses(
-                    model, crop_batch, device, s.jitter, gen, teacher_mean, bf16, with_map=hints is not None)
-                losses = {k: (v + crop_losses[k]) / 2 for k, v in losses.items()}
+                view = _batch_losses(model, crop_batch, device, s.jitter, gen, teacher_mean, bf16,
+                                     with_map=hints is not None or input_hint is not None)
+                losses = {k: (v + view.losses[k]) / 2 for k, v in losses.items()}
                 if hints is not None:  # the teacher's chips: the view on its own (unjittered) landmarks
                     chips = teacher_chips(crop_batch["images"], crop_batch["mimic_landmarks"], crop_batch["mimic_index"])
-                    losses["hint"] = hints.loss(crop_map, hints.targets(chips))
-                student, target = torch.cat([student, crop_student]), torch.cat([target, crop_target])
-                classes = torch.cat([classes, crop_classes])
+                    losses["hint"] = hints.loss(view.maps.output, hints.targets(chips))
+                if input_hint is not None:  # chips on the landmarks the student sampled: cell for cell
+                    chips = teacher_chips(crop_batch["images"], view.landmarks, crop_batch["mimic_index"])
+                    losses["input_hint"] = input_hint.loss(view.maps.input, input_hint.targets(chips))
+                student, target = torch.cat([student, view.student]), torch.cat([target, view.target])
+                classes = torch.cat([classes, view.classes])
             losses["mimic"] = mimic_loss(student, target)
             if len(student):
                 with torch.no_grad():
@@ -420,6 +446,8 @@ def train(s: TrainSettings) -> dict:
                 total = total + lw.relation * losses["relation"]
             if hints is not None:
                 total = total + lw.hint * losses["hint"]
+            if input_hint is not None:
+                total = total + lw.input_hint * losses["input_hint"]
             if head is not None:
                 losses["identity"] = identity_loss(student, classes, head, s.identity_scale, s.identity_margin)
                 total = total + lw.identity * losses["identity"]

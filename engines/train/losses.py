@@ -21,6 +21,7 @@ class LossWeights:
     relation: float = 0.0  # weight of relation_loss (0: off)
     identity: float = 0.0  # weight of identity_loss (0: off)
     hint: float = 0.0  # weight of the dense hint from SFace's last map (`engines.train.hints`; 0: off)
+    input_hint: float = 0.0  # weight of the ImageNet input hint (`engines.train.imagenet_hint`; 0: off)
 
 
 def detection_losses(logits, box_deltas, lmk_deltas, labels, box_t, lmk_t) -> dict[str, torch.Tensor]:

@@ -79,6 +79,10 @@ def register(sub) -> None:
                    help="weight of the dense hint: a deep face branch's last map (config mnv2_s8_deep) taught "
                         "SFace's last 7x7 map of the same view, on the view stream (--labels VIEWCACHE, "
                         "--crop-batch > 0); 0: off (0)")
+    p.add_argument("--input-hint-weight", type=float, default=0.0,
+                   help="weight of the ImageNet input hint: the MobileNetV2 face branch's input (config "
+                        "mnv2_s8_mnv2face) taught ImageNet's own blocks 0-3 map of the aligned chip, on the view "
+                        "stream; 0: off (0)")
     p.add_argument("--live-targets", action="store_true",
                    help="the full-image stream's mimic targets from SFace on the augmented canvas itself (the "
                         "view the student sees) instead of the stored embedding of the clean photo; needs a "
@@ -130,8 +134,8 @@ def run(args) -> int:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
         raise UserError("--turn-degrees must be between 0 and 90")
-    if args.identity_weight < 0 or args.hint_weight < 0:
-        raise UserError("--identity-weight and --hint-weight must be >= 0")
+    if args.identity_weight < 0 or args.hint_weight < 0 or args.input_hint_weight < 0:
+        raise UserError("--identity-weight, --hint-weight and --input-hint-weight must be >= 0")
     if args.stop_at < 0:
         raise UserError("--stop-at must be >= 0")
     if not 0 <= args.identity_margin < 1:
@@ -151,6 +155,7 @@ def run(args) -> int:
         raise UserError(f"--identities: {identities} not found (the identity loss needs CelebA's "
                         "identity_all.txt)")
     weights = LossWeights(relation=args.relation_weight, identity=args.identity_weight, hint=args.hint_weight,
+                          input_hint=args.input_hint_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
     settings = TrainSettings(

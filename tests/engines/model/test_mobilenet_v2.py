@@ -140,5 +140,6 @@ def test_the_mobilenet_face_branch_starts_from_imagenet_blocks_4_to_13(weights):
     assert {int(n.split(".")[1]) for n in names} == set(range(4, 14))
     for name in names:
         assert torch.equal(branch.mobilenet.state_dict()[name], state[name]), name
-    feature, face_map = branch.eval()(torch.randn(2, cfg.fr_channels, cfg.face_roi, cfg.face_roi))
-    assert feature.shape == (2, 512) and face_map.shape == (2, 96, 7, 7) and branch.map_channels == 96
+    feature, maps = branch.eval()(torch.randn(2, cfg.fr_channels, cfg.face_roi, cfg.face_roi))
+    assert feature.shape == (2, 512) and branch.map_channels == 96
+    assert maps.input.shape == (2, 24, 28, 28) and maps.output.shape == (2, 96, 7, 7)

@@ -76,13 +76,66 @@ def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
 
     def loss():
         fr = model.forward_heads(model.normalise(images)).fr
-        _, face_map = model.embed(fr, boxes, lmk, index, with_map=True)
-        assert face_map.shape == (2, 24, 4, 4)  # resized to the teacher's 7 x 7 grid by the loss
-        return hints.loss(face_map, target)
+        _, maps = model.embed(fr, boxes, lmk, index, with_map=True)
+        assert maps.output.shape == (2, 24, 4, 4)  # resized to the teacher's 7 x 7 grid by the loss
+        return hints.loss(maps.output, target)
 
     before = loss()
     before.backward()
     assert model.attention.face.stage1[0][1][0].weight.grad.abs().sum() > 0
+    assert model.topdown.out[1][0].weight.grad.abs().sum() > 0
+    for _ in range(15):
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+    assert float(loss().detach()) < 0.9 * float(before.detach())
+
+
+def test_the_imagenet_input_hint_teaches_the_mobilenet_branchs_input(astronaut_chips):
+    """The target is ImageNet's stride-4 map of the chip, as MobileNetV2 computes it on ImageNet's
+    own normalisation; a few steps on the hint alone bring the branch's projected input towards
+    it, the gradient reaching F_r's top-down pathway."""
+    from engines.model.mobilenet_v2 import MobileNetV2Features, load_imagenet
+    from engines.train.imagenet_hint import ImageNetInputHint
+    from engines.train.sface_teacher import teacher_chips
+
+    try:
+        hint = ImageNetInputHint()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    image, landmarks, chips = astronaut_chips
+    target = hint.targets(torch.from_numpy(chips).permute(0, 3, 1, 2).float())
+    assert target.shape == (2, 24, 28, 28)
+    reference = MobileNetV2Features((4,))
+    load_imagenet(reference)
+    rgb = (chips / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    with torch.no_grad():
+        want = reference.eval()(torch.from_numpy(rgb.transpose(0, 3, 1, 2)).float())[0]
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # the border differs (padding)
+    assert float((target[inner] - want[inner]).abs().max()) < 1e-3 * float(want.abs().max())
+    assert float(hint.loss(target, target)) == 0 and float(hint.loss(2 * target, target)) > 0.5
+    hint.train()
+    assert not hint.training
+
+    torch.manual_seed(0)
+    model = Uniface(TINY_MNV2FACE).train()
+    scale = 160 / image.shape[1]
+    small = cv2.resize(image, (160, round(image.shape[0] * scale)))
+    small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+    images = torch.from_numpy(np.stack([small, small]))
+    lmk = torch.from_numpy(np.asarray(landmarks, np.float32) * scale)
+    index = torch.tensor([0, 1])
+    target = hint.targets(teacher_chips(images, lmk, index))
+    boxes = torch.cat([lmk.min(1).values - 10, lmk.max(1).values + 10], dim=1)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss():
+        fr = model.forward_heads(model.normalise(images)).fr
+        _, maps = model.embed(fr, boxes, lmk, index, with_map=True)
+        return hint.loss(maps.input, target)
+
+    before = loss()
+    before.backward()
     assert model.topdown.out[1][0].weight.grad.abs().sum() > 0
     for _ in range(15):
         opt.zero_grad()
@@ -119,8 +172,8 @@ def test_the_deep_face_branch_trains_on_a_single_face(cfg):
     statistics (one value per channel has no batch statistics) and still passes gradients."""
     branch = Uniface(cfg).attention.face.train()
     one = torch.randn(1, cfg.fr_channels, cfg.face_roi, cfg.face_roi, requires_grad=True)
-    feature, face_map = branch(one)
-    assert feature.shape == (1, 512) and face_map.shape[0] == 1
+    feature, maps = branch(one)
+    assert feature.shape == (1, 512) and maps.output.shape[0] == 1
     feature.sum().backward()
     assert one.grad.abs().sum() > 0
     bn = branch.gdc[1]

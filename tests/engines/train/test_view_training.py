@@ -99,7 +99,8 @@ def test_one_bf16_step_reduces_the_loss(view_cache):
 
     def loss():
         gen = torch.Generator().manual_seed(0)
-        losses, student, target, _, _ = _batch_losses(model, batch, torch.device("cpu"), 0.0, gen, mean, bf16=True)
+        out = _batch_losses(model, batch, torch.device("cpu"), 0.0, gen, mean, bf16=True)
+        losses, student, target = out.losses, out.student, out.target
         assert student.dtype == torch.float32  # losses are taken in float32 whatever the autocast
         return losses["cls"] + losses["box"] + losses["landmarks"] + 4 * mimic_loss(student, target)
 
@@ -152,6 +153,24 @@ def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(vie
         train(_settings(view_cache, tmp_path / "plain", weights={**asdict(LossWeights()), "hint": 1.0}))
 
 
+def test_an_input_hint_run_trains_and_needs_the_mobilenet_branch(view_cache, tmp_path):
+    from engines.model.mobilenet_v2 import imagenet_weights_path
+    from engines.train.loop import train
+    from engines.train.losses import LossWeights
+
+    try:
+        imagenet_weights_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    weights = {**asdict(LossWeights()), "input_hint": 1.0}
+    out = tmp_path / "input_hint"
+    assert train(_settings(view_cache, out, config="tiny_mnv2face", weights=weights))["step"] == 4
+    trained = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert all(r["input_hint"] > 0 for r in trained if "lr" in r)
+    with pytest.raises(ValueError, match="MobileNetV2 face branch"):
+        train(_settings(view_cache, tmp_path / "deep", config="tiny_deep", weights=weights))
+
+
 def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_cache, tmp_path):
     """On the view stream, whose stored targets are SFace's embeddings of exactly those pixels,
     the live teacher gives the same targets; a run with live targets trains."""
@@ -169,8 +188,8 @@ def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_ca
     batch = collate([data.item(i, v) for i in range(len(data)) for v in (0, 1, 3)])
     mean = torch.zeros(128)
     args = (model, batch, torch.device("cpu"), 0.0, torch.Generator().manual_seed(0), mean)
-    _, _, stored, _, _ = _batch_losses(*args)
-    _, _, live, _, _ = _batch_losses(*args, live=SFaceTeacher())
+    stored = _batch_losses(*args).target
+    live = _batch_losses(*args, live=SFaceTeacher()).target
     assert len(stored) == 3 * len(data)
     assert (stored * live).sum(1).min() > 0.999  # the stored targets are float16
     assert train(_settings(view_cache, tmp_path / "live", steps=2, live_targets=True))["step"] == 2
