@@ -36,6 +36,9 @@ def register(sub) -> None:
     lfw.add_argument("--tilt", type=float, default=0.0, metavar="DEG",
                      help="turn each image by DEG degrees one way or the other (fixed per file name): "
                           "how recognition holds up on tilted heads (default 0)")
+    lfw.add_argument("--min-score", type=float, default=None,
+                     help="detection score a face needs (default: the model's own); a lower one keeps an early "
+                          "checkpoint's detection out of a comparison of its recognition")
     _add_common(lfw)
     lfw.add_argument("--no-cache", action="store_true", help="recompute every embedding (and do not store them)")
     lfw.set_defaults(func=run_lfw)
@@ -148,6 +151,8 @@ def run_lfw(args) -> int:
         raise UserError("--limit must be at least 2 (one matched and one mismatched pair per fold)")
     if not -180 <= args.tilt <= 180:
         raise UserError(f"--tilt must be between -180 and 180 degrees, got {args.tilt}")
+    if args.min_score is not None and not 0 <= args.min_score < 1:
+        raise UserError(f"--min-score must be in [0, 1), got {args.min_score}")
     if not (args.data / "pairs.txt").is_file():
         raise UserError(f"no pairs.txt in {args.data}: point --data at the LFW folder (pairs.txt and images/)")
     spec = _spec(args)
@@ -157,7 +162,7 @@ def run_lfw(args) -> int:
         info = engine.info
         # random weights may differ between runs: never cache what they produce
         # the detection threshold picks the central face, so it is part of the key
-        score = getattr(engine, "score_threshold", None)
+        score = args.min_score if args.min_score is not None else getattr(engine, "score_threshold", None)
         key = info.model_id if score is None else f"{info.model_id}-score{score:g}"
         # so do the input size and how far small photos are enlarged
         key += "" if info.input_size is None else f"-{info.input_size[0]}x{info.input_size[1]}"
@@ -170,7 +175,7 @@ def run_lfw(args) -> int:
             engine.close()
         try:
             result = evaluate_lfw(args.data, spec, engine, cache_file=cache, limit=args.limit, workers=workers,
-                                  progress=not args.quiet, tilt=args.tilt)
+                                  progress=not args.quiet, tilt=args.tilt, score_threshold=args.min_score)
         except (FileNotFoundError, ValueError) as exc:
             raise UserError(f"{exc} (check --data)") from None
     finally:
@@ -189,6 +194,7 @@ def run_lfw(args) -> int:
             "pairs": result.pairs,
             "images": result.images,
             "tilt": args.tilt,
+            "min_score": score,
             "folds": [round(a, 6) for a in result.fold_accuracies],
             "seconds": round(result.seconds, 1),
             "cache": None if cache is None else str(cache),

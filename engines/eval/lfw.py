@@ -326,6 +326,7 @@ def evaluate_lfw(
     progress: bool = True,
     save_every: int = 500,
     tilt: float = 0.0,
+    score_threshold: float | None = None,
 ) -> LfwResult:
     """Run the 10-fold protocol on data_dir/pairs.txt with `engine` (or `workers` copies of it).
 
@@ -333,6 +334,8 @@ def evaluate_lfw(
     limit: only `limit` pairs per fold (half matched, half mismatched), for quick checks.
     tilt: turn every image by this many degrees, one way or the other (`TiltedReader`);
     the cache file must be one for that tilt.
+    score_threshold: the detection score a face needs (None: the engine's own); the cache file
+    must be one for that threshold.
     """
     from tqdm import tqdm
 
@@ -354,7 +357,7 @@ def evaluate_lfw(
     if todo:
         stream = infer_files(
             [str(root / n) for n in todo], make_engine, central_embedding, workers=workers, engine=engine,
-            read=TiltedReader(tilt),
+            read=TiltedReader(tilt), score_threshold=score_threshold,
         )
         bar = tqdm(total=len(todo), desc="LFW embeddings", unit="img", disable=not progress, dynamic_ncols=True)
         try:

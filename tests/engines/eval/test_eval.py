@@ -272,6 +272,26 @@ def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, mon
     assert code == 2 and "--tilt" in err
 
 
+def test_eval_lfw_min_score_decides_which_faces_count_and_keeps_its_own_cache(capsys, tmp_path, monkeypatch):
+    """--min-score overrides the model's detection threshold: a score no face reaches loses every
+    image (all pairs then count as 'different'), in a cache of its own."""
+    monkeypatch.setenv("UNISIGHT_CACHE", str(tmp_path / "cache"))
+    lfw = _tiny_lfw(tmp_path)
+    base = ["eval", "lfw", "--data", str(lfw), "--limit", "2", "--workers", "1", "--json", "--quiet"]
+    code, out, err = _run_cli(capsys, *base)
+    assert code == 0, err
+    own = json.loads(out)
+    code, out, err = _run_cli(capsys, *base, "--min-score", "0.999999")
+    assert code == 0, err
+    strict = json.loads(out)
+    assert own["no_face"] == 0 and strict["no_face"] == strict["images"] == own["images"]
+    assert strict["no_face_pairs"] == strict["pairs"] and strict["accuracy"] == 0.5
+    assert strict["min_score"] == 0.999999 and own["min_score"] < 0.999999
+    assert strict["cache"] != own["cache"] and "score0.999999" in strict["cache"]
+    code, _, err = _run_cli(capsys, *base, "--min-score", "1.5")
+    assert code == 2 and "--min-score" in err
+
+
 def test_eval_lfw_bad_data_is_a_user_error(capsys, tmp_path):
     code, _, err = _run_cli(capsys, "eval", "lfw", "--data", str(tmp_path), "--engine", "cascade")
     assert code == 2 and "pairs.txt" in err and len(err.strip().splitlines()) == 1
