@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The single-shot network's long distillation run (issue 24): MobileNetV2 from ImageNet in the
-# Uniface structure with a deep face branch (mnv2_s8_deep), taught by YuNet + SFace through the
-# view cache (`scripts/label_all.sh`). Resumes from runs/student_deep/last.pt whenever started
-# again; start it first thing in every session.
-# Its first 750 steps are the no-hint arm of the hint A/B (scripts/ab_hints.sh 750: batch 8 + 32
-# views); from there each step takes 4 canvases + 64 views: the canvases are half of a step's
-# compute and the views carry the recognition targets, so this doubles the faces the face branch
-# learns from per step for ~10% more compute. No --hint-weight: at step 750 the hint gave no
-# measurable gain for ~30% more time a step (README, "Deep face branch and dense hints").
-# No --bf16: no faster than float32 on this CPU (measured on mnv2_lite_aligned).
+# The single-shot network's long distillation run (issue 24): mnv2_s8_mnv2face (MobileNetV2 from
+# ImageNet in the Uniface structure, its face branch ImageNet's blocks 4-13) with the ImageNet input
+# hint, taught by YuNet + SFace through the view cache (`scripts/label_all.sh`). Resumes from
+# runs/student_mnv2face/last.pt whenever started again; start it first thing in every session.
+# Its first 1000 steps are the input-hint arm of the branch A/B (scripts/ab_input_hint.sh 1000 1:
+# the same settings; copied into runs/student_mnv2face), which beat both the arm without the hint
+# and the mnv2_s8_deep arm (README, "The branch A/B"). 4 canvases + 64 views a step; no --bf16 (no
+# faster than float32 on this CPU, measured on mnv2_lite_aligned). 30,000 steps: ~5 sessions of this
+# machine; the A/B arms ran on a 100,000-step schedule, whose learning rate differs from this one's
+# by < 0.1% at step 1000.
 #
-#   scripts/train_student.sh [extra train options]
+#   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
-exec nice -n 15 "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_deep" --config mnv2_s8_deep \
-  --init imagenet --steps 100000 --batch 4 --canvas 320x320 --crop-batch 64 --crop-canvas 128 \
-  --lr 1e-3 --eval-every 250 --workers 1 "$@"
+exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_mnv2face" \
+  --config mnv2_s8_mnv2face --init imagenet --input-hint-weight 1 --steps 30000 --batch 4 --canvas 320x320 \
+  --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --workers 1 "$@"

@@ -23,15 +23,19 @@ from engines.model.network import PIXEL_MEAN, PIXEL_SCALE
 
 
 class ImageNetInputHint(nn.Module):
-    """ImageNet's MobileNetV2 blocks 0-3 (frozen) as the teacher of the face branch's input map."""
+    """ImageNet's MobileNetV2 blocks 0-3 (frozen) as the teacher of the face branch's input map.
 
-    def __init__(self, weights: Path | None = None):
+    bf16: on the CPU the teacher runs in bfloat16 with channels-last tensors (64 chips in 0.23 s
+    against 0.44 s in float32 on one loaded core; targets within 2-4% of float32's, relative norm)."""
+
+    def __init__(self, weights: Path | None = None, bf16: bool = True):
         super().__init__()
         self.blocks = MobileNetV2Features((4,))
         load_imagenet(self.blocks, weights, bgr_centred=True)
         self.blocks.eval()
         for p in self.blocks.parameters():
             p.requires_grad_(False)
+        self.bf16 = bf16
 
     def train(self, mode: bool = True) -> "ImageNetInputHint":
         return super().train(False)  # a teacher: its batch norms keep ImageNet's statistics
@@ -42,7 +46,12 @@ class ImageNetInputHint(nn.Module):
         (`engines.train.sface_teacher.teacher_chips`), normalised as Uniface normalises its input."""
         device = next(self.blocks.parameters()).device
         x = (chips.to(device).flip(1) - PIXEL_MEAN) * PIXEL_SCALE  # RGB -> BGR: the weights are rewritten for BGR
-        return self.blocks(x)[0]
+        fast = self.bf16 and device.type == "cpu"
+        if fast:
+            self.blocks.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            return self.blocks(x)[0].float().contiguous()
 
     @staticmethod
     def loss(student_input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
