@@ -1,7 +1,8 @@
 """Named network configurations: `wide_aligned` (the shipped model), `wide` (the one it started
 from, the previous shipped model), `prod` (the narrower network `wide` was widened from),
 `wider`, `wide_td` and `wide_roi32` (experiments started from `wide`), `wide_aligned_deep`
-(an experiment started from `wide_aligned`) and `tiny` (tests)."""
+(an experiment started from `wide_aligned`), the `mnv2_*` students on ImageNet's MobileNetV2
+(`mnv2_s8_mnv2face` is the long run's) and `tiny`, `tiny_deep`, `tiny_mnv2face` (tests)."""
 from __future__ import annotations
 
 import dataclasses
