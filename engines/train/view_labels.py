@@ -296,19 +296,23 @@ def cache_status(out_dir: Path) -> dict:
     for set_dir in sorted(p for p in out_dir.iterdir() if p.is_dir()):
         stems = complete_shards(set_dir)
         images = faces = embedded = unreadable = 0
-        times = []
+        times, counts = [], []
         for stem in stems:
             with np.load(stem.with_name(stem.name + "-images.npz")) as im, \
                     np.load(stem.with_name(stem.name + "-faces.npz")) as f:
-                images += len(im["rel"])
+                counts.append(len(im["rel"]))
                 unreadable += int((im["counts"] < 0).sum())
                 faces += len(im["boxes"])
                 embedded += len(f["image"])
             times.append(stem.with_name(stem.name + "-faces.npz").stat().st_mtime)
+        images = sum(counts)
         rate = None
         if len(times) > 1:
-            # the first shard's own time is unknown: rate over the shards after it
-            rate = round((images - images / len(stems)) / max(times[-1] - times[0], 1e-9), 2)
+            # each shard's images over the time since the one before (the first shard's own time is
+            # unknown); the median, so a set labelled over several sessions, or paused, is not
+            # charged for the time nothing ran
+            rates = [n / max(t - t0, 1e-9) for n, t, t0 in zip(counts[1:], times[1:], times[:-1])]
+            rate = round(float(np.median(rates)), 2)
         sets[set_dir.name] = {"images": images, "unreadable": unreadable, "faces": faces, "embedded": embedded,
                               "views": embedded * (meta["views"] + 2), "shards": len(stems),
                               "images_per_s": rate}

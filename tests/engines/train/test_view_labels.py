@@ -121,3 +121,27 @@ def test_label_views_command_on_shared_faces(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     t = out["per_set"]["faces-misc"]
     assert t["images"] == 6 and t["embedded"] >= 5 and t["views"] == 4 * t["embedded"]
+
+
+def test_cache_status_rate_ignores_the_time_nothing_ran(tmp_path):
+    """A set labelled over two sessions: its rate is the typical shard's, not its images over the
+    whole span with the night between the sessions in it."""
+    import os
+
+    from engines.train.view_labels import cache_status
+
+    (tmp_path / "meta.json").write_text(json.dumps({"views": 8}))
+    set_dir = tmp_path / "photos"
+    set_dir.mkdir()
+    start = 1_700_000_000
+    gaps = [0, 50, 50, 50, 8 * 3600, 50, 50]  # 100 images a shard, 2 images/s, a night off after shard 4
+    for i, t in enumerate(np.cumsum(gaps)):
+        stem = set_dir / f"part-{i:05d}"
+        np.savez(stem.with_name(stem.name + "-images.npz"), rel=np.array([f"{i}-{j}.jpg" for j in range(100)]),
+                 counts=np.ones(100, np.int32), boxes=np.zeros((100, 4), np.float32))
+        np.savez(stem.with_name(stem.name + "-faces.npz"), image=np.arange(100))
+        for part in ("-images.npz", "-faces.npz"):
+            os.utime(stem.with_name(stem.name + part), (start + t, start + t))
+    status = cache_status(tmp_path)["sets"]["photos"]
+    assert status["images"] == 700 and status["shards"] == 7
+    assert status["images_per_s"] == 2.0  # over the whole span it would read 600 / 29,100 s = 0.02
