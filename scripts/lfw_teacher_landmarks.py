@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engines.paths import user_cache_dir  # noqa: E402
-from engines.eval.lfw import image_root, limit_pairs, read_colour, read_pairs, ten_fold  # noqa: E402
+from engines.eval.lfw import cosine, image_root, limit_pairs, read_colour, read_pairs, ten_fold  # noqa: E402
 from engines.preprocess import letterbox_batch  # noqa: E402
 
 BATCH = 8
@@ -83,7 +83,6 @@ def main() -> int:
     root = image_root(args.data)
     names = sorted({q.a for q in pairs} | {q.b for q in pairs})
     faces = teacher_faces(names, root, user_cache_dir() / "eval" / "lfw-yunet-central.npz")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     model, _ = load_model(args.config, args.weights)
     found = [n for n in names if faces[n] is not None]
     embeddings: dict[str, np.ndarray] = {}
@@ -95,7 +94,7 @@ def main() -> int:
     nan = np.full(model.cfg.embedding_dim, np.nan, np.float32)
     ea = np.stack([embeddings.get(q.a, nan) for q in pairs])
     eb = np.stack([embeddings.get(q.b, nan) for q in pairs])
-    sims = np.sum(ea * eb, axis=1)  # unit embeddings
+    sims = cosine(ea, eb)
     lost = ~np.isfinite(sims)
     sims[lost] = -np.inf
     accs, _ = ten_fold(sims, np.array([q.same for q in pairs]), np.array([q.fold for q in pairs]))

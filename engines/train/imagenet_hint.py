@@ -36,6 +36,8 @@ class ImageNetInputHint(nn.Module):
         for p in self.blocks.parameters():
             p.requires_grad_(False)
         self.bf16 = bf16
+        if bf16:  # used on the CPU only (`targets`); .to(device) keeps the layout
+            self.blocks.to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> "ImageNetInputHint":
         return super().train(False)  # a teacher: its batch norms keep ImageNet's statistics
@@ -48,7 +50,6 @@ class ImageNetInputHint(nn.Module):
         x = (chips.to(device).flip(1) - PIXEL_MEAN) * PIXEL_SCALE  # RGB -> BGR: the weights are rewritten for BGR
         fast = self.bf16 and device.type == "cpu"
         if fast:
-            self.blocks.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             return self.blocks(x)[0].float().contiguous()

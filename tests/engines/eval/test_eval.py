@@ -251,16 +251,24 @@ def test_turned_images_keep_their_centre_and_each_file_one_direction(tmp_path):
     assert TiltedReader(20)(str(tmp_path / "missing.jpg")) is None
 
 
-def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+def _tiny_lfw_command(tmp_path, monkeypatch) -> list[str]:
+    """`eval lfw --json` of the shipped model on the tiny LFW, its embedding cache under tmp_path."""
     monkeypatch.setenv("UNISIGHT_CACHE", str(tmp_path / "cache"))
     lfw = _tiny_lfw(tmp_path)
-    base = ["eval", "lfw", "--data", str(lfw), "--limit", "2", "--workers", "1", "--json", "--quiet"]
-    code, out, err = _run_cli(capsys, *base)
+    return ["eval", "lfw", "--data", str(lfw), "--limit", "2", "--workers", "1", "--json", "--quiet"]
+
+
+def _lfw_json(capsys, base: list[str], *extra: str) -> dict:
+    """The JSON of a successful run of `base` with `extra` options."""
+    code, out, err = _run_cli(capsys, *base, *extra)
     assert code == 0, err
-    upright = json.loads(out)
-    code, out, err = _run_cli(capsys, *base, "--tilt", "25")
-    assert code == 0, err
-    tilted = json.loads(out)
+    return json.loads(out)
+
+
+def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+    base = _tiny_lfw_command(tmp_path, monkeypatch)
+    upright = _lfw_json(capsys, base)
+    tilted = _lfw_json(capsys, base, "--tilt", "25")
     assert upright["tilt"] == 0 and tilted["tilt"] == 25 and tilted["images"] == upright["images"] > 0
     assert tilted["cache"] != upright["cache"] and "tilt25" in tilted["cache"]
     # the turned photos were embedded anew: same names, other embeddings
@@ -275,15 +283,9 @@ def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, mon
 def test_eval_lfw_min_score_decides_which_faces_count_and_keeps_its_own_cache(capsys, tmp_path, monkeypatch):
     """--min-score overrides the model's detection threshold: a score no face reaches loses every
     image (all pairs then count as 'different'), in a cache of its own."""
-    monkeypatch.setenv("UNISIGHT_CACHE", str(tmp_path / "cache"))
-    lfw = _tiny_lfw(tmp_path)
-    base = ["eval", "lfw", "--data", str(lfw), "--limit", "2", "--workers", "1", "--json", "--quiet"]
-    code, out, err = _run_cli(capsys, *base)
-    assert code == 0, err
-    own = json.loads(out)
-    code, out, err = _run_cli(capsys, *base, "--min-score", "0.999999")
-    assert code == 0, err
-    strict = json.loads(out)
+    base = _tiny_lfw_command(tmp_path, monkeypatch)
+    own = _lfw_json(capsys, base)
+    strict = _lfw_json(capsys, base, "--min-score", "0.999999")
     assert own["no_face"] == 0 and strict["no_face"] == strict["images"] == own["images"]
     assert strict["no_face_pairs"] == strict["pairs"] and strict["accuracy"] == 0.5
     assert strict["min_score"] == 0.999999 and own["min_score"] < 0.999999

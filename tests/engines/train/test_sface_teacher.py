@@ -25,6 +25,17 @@ def astronaut_chips(cascade):
     return both, landmarks, chips
 
 
+def _small_batch(image: np.ndarray, landmarks) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two-face photo shrunk into a 160 x 128 canvas, twice: images (2, 128, 160, 3), each face's
+    landmarks (2, 5, 2) and a box around them (2, 4), and the image each face is in."""
+    scale = 160 / image.shape[1]
+    small = cv2.resize(image, (160, round(image.shape[0] * scale)))
+    small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+    lmk = torch.from_numpy(np.asarray(landmarks, np.float32) * scale)
+    boxes = torch.cat([lmk.min(1).values - 10, lmk.max(1).values + 10], dim=1)
+    return torch.from_numpy(np.stack([small, small])), lmk, boxes, torch.tensor([0, 1])
+
+
 def test_torch_sface_equals_onnxruntime_and_taps_its_maps(cascade, astronaut_chips):
     from engines.train.sface_teacher import SFaceTeacher
 
@@ -63,15 +74,9 @@ def test_the_hint_teaches_the_deep_face_branch(astronaut_chips):
     torch.manual_seed(0)
     model = Uniface(TINY_DEEP).train()
     hints = HintTeacher(SFaceTeacher(taps=(HINT_TAP,)), model.attention.face.map_channels)
-    scale = 160 / image.shape[1]
-    small = cv2.resize(image, (160, round(image.shape[0] * scale)))
-    small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
-    images = torch.from_numpy(np.stack([small, small]))
-    lmk = torch.from_numpy(np.asarray(landmarks, np.float32) * scale)
-    index = torch.tensor([0, 1])
+    images, lmk, boxes, index = _small_batch(image, landmarks)
     target = hints.targets(teacher_chips(images, lmk, index))
     assert target.shape == (2, 1024, 7, 7)
-    boxes = torch.cat([lmk.min(1).values - 10, lmk.max(1).values + 10], dim=1)
     opt = torch.optim.Adam([*model.parameters(), *hints.regressor.parameters()], lr=3e-3)
 
     def loss():
@@ -121,14 +126,8 @@ def test_the_imagenet_input_hint_teaches_the_mobilenet_branchs_input(astronaut_c
 
     torch.manual_seed(0)
     model = Uniface(TINY_MNV2FACE).train()
-    scale = 160 / image.shape[1]
-    small = cv2.resize(image, (160, round(image.shape[0] * scale)))
-    small = cv2.copyMakeBorder(small, 0, 128 - small.shape[0], 0, 0, cv2.BORDER_CONSTANT)
-    images = torch.from_numpy(np.stack([small, small]))
-    lmk = torch.from_numpy(np.asarray(landmarks, np.float32) * scale)
-    index = torch.tensor([0, 1])
+    images, lmk, boxes, index = _small_batch(image, landmarks)
     target = hint.targets(teacher_chips(images, lmk, index))
-    boxes = torch.cat([lmk.min(1).values - 10, lmk.max(1).values + 10], dim=1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 
     def loss():
