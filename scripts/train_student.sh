@@ -8,7 +8,8 @@
 # and the mnv2_s8_deep arm (README, "The branch A/B"). 4 canvases + 64 views a step; no --bf16 (no
 # faster than float32 on this CPU, measured on mnv2_lite_aligned). 30,000 steps: ~5 sessions of this
 # machine; the A/B arms ran on a 100,000-step schedule, whose learning rate differs from this one's
-# by < 0.1% at step 1000.
+# by < 0.1% at step 1000. Every 1000th step's checkpoint is kept (step_NNNNNN.pt): the ablations'
+# reference (scripts/train_ablation.sh) at equal steps.
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail
@@ -16,4 +17,4 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
 exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_mnv2face" \
   --config mnv2_s8_mnv2face --init imagenet --input-hint-weight 1 --steps 30000 --batch 4 --canvas 320x320 \
-  --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --workers 1 "$@"
+  --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 "$@"

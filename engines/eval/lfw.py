@@ -204,17 +204,25 @@ def read_colour(path: str) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class TiltedReader:
-    """Reads an image turned about its centre by +degrees or -degrees, the sign fixed by the
-    file name (so about half of the pairs differ by twice the angle); the corners black."""
+class PerturbedReader:
+    """Reads an image, then (robustness tests) turns it about its centre by +degrees or
+    -degrees, the sign fixed by the file name (so about half of the pairs differ by twice the
+    angle), the corners black; then crops or pads each side by its own whole number of pixels
+    in [-jitter, jitter] (negative: cropped, positive: black padding), also fixed by the file
+    name: the Uniface paper's test of recognition on loosely framed faces."""
 
-    degrees: float
+    degrees: float = 0.0
+    jitter: int = 0
 
     def __call__(self, path: str) -> np.ndarray | None:
         image = read_colour(path)
-        if image is None or not self.degrees:
-            return image
-        return turn_image(image, tilt_sign(path) * self.degrees)
+        if image is None:
+            return None
+        if self.degrees:
+            image = turn_image(image, tilt_sign(path) * self.degrees)
+        if self.jitter:
+            image = reframe_image(image, jitter_sides(path, self.jitter))
+        return image
 
 
 def tilt_sign(path: str) -> int:
@@ -231,6 +239,26 @@ def turn_image(image: np.ndarray, degrees: float) -> np.ndarray:
     h, w = image.shape[:2]
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), degrees, 1.0)
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+def jitter_sides(path: str, jitter: int) -> tuple[int, int, int, int]:
+    """Pixels to add (positive) or remove (negative) at the left, top, right and bottom of a
+    file's image, each in [-jitter, jitter], from its name alone (like `tilt_sign`)."""
+    seed = int.from_bytes(hashlib.sha256(Path(path).name.encode()).digest()[:8], "little")
+    left, top, right, bottom = np.random.default_rng(seed).integers(-jitter, jitter, size=4, endpoint=True)
+    return int(left), int(top), int(right), int(bottom)
+
+
+def reframe_image(image: np.ndarray, sides: tuple[int, int, int, int]) -> np.ndarray:
+    """The image with each side (left, top, right, bottom) padded black by a positive amount
+    or cropped by a negative one; at least one pixel of it is always kept."""
+    h, w = image.shape[:2]
+    left, top, right, bottom = sides
+    x0, y0 = min(max(0, -left), w - 1), min(max(0, -top), h - 1)
+    x1, y1 = max(min(w, w + right), x0 + 1), max(min(h, h + bottom), y0 + 1)
+    kept = image[y0:y1, x0:x1]
+    return cv2.copyMakeBorder(kept, max(0, top), max(0, bottom), max(0, left), max(0, right),
+                              cv2.BORDER_CONSTANT, value=0)
 
 
 def _infer_chunk(task: tuple[list[str], float | None, Reducer, ImageReader]) -> list[object]:
@@ -327,13 +355,16 @@ def evaluate_lfw(
     save_every: int = 500,
     tilt: float = 0.0,
     score_threshold: float | None = None,
+    jitter: int = 0,
 ) -> LfwResult:
     """Run the 10-fold protocol on data_dir/pairs.txt with `engine` (or `workers` copies of it).
 
     cache_file: where embeddings per image are kept between runs (None: no cache).
     limit: only `limit` pairs per fold (half matched, half mismatched), for quick checks.
-    tilt: turn every image by this many degrees, one way or the other (`TiltedReader`);
+    tilt: turn every image by this many degrees, one way or the other (`PerturbedReader`);
     the cache file must be one for that tilt.
+    jitter: crop or pad every side of every image by up to this many pixels (`PerturbedReader`);
+    the cache file must be one for that jitter.
     score_threshold: the detection score a face needs (None: the engine's own); the cache file
     must be one for that threshold.
     """
@@ -357,7 +388,7 @@ def evaluate_lfw(
     if todo:
         stream = infer_files(
             [str(root / n) for n in todo], make_engine, central_embedding, workers=workers, engine=engine,
-            read=TiltedReader(tilt), score_threshold=score_threshold,
+            read=PerturbedReader(tilt, jitter), score_threshold=score_threshold,
         )
         bar = tqdm(total=len(todo), desc="LFW embeddings", unit="img", disable=not progress, dynamic_ncols=True)
         try:

@@ -79,6 +79,18 @@ class UnifaceConfig:
     # regions sampled coarser than F_r; 1 costs a quarter as much per face, enough when the
     # region's cells are about F_r's (a 112 px face at 28 cells over stride 4)
     face_sampling: int = 2
+    # The paper's ablations. shared_backbone False (its model B): recognition has a backbone of
+    # its own, the same structure, from which F_r is fused; the detection heads see only the
+    # first. No parameter serves both tasks, so one run trains the two networks apart.
+    # fusion False (its model C): no top-down pathway; F_r is the
+    # backbone's own map at `fr_stride` (one deep map), through the separable conv that ends the
+    # top-down pathway. landmark_attention False (its model D): the face region is the detected
+    # box, pooled axis-aligned (face_template must be None), with no landmark regions; the face
+    # branch makes a 1024-D feature in place of the 512 + 4 x 128 (its channels doubled).
+    shared_backbone: bool = True
+    fusion: bool = True
+    fr_stride: int = 4
+    landmark_attention: bool = True
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -92,7 +104,8 @@ class UnifaceConfig:
         cell = 4 * self.branch_pool
         if self.face_roi % cell or self.landmark_roi % cell:
             raise ValueError(f"{self.name}: ROI sizes {self.face_roi}/{self.landmark_roi} must be multiples of {cell}")
-        face_dim = self.face_branch[1] * (self.face_roi // cell) ** 2 if self.face_branch_kind == "region" else 512
+        face_dim = (self.face_branch[1] * (self.face_roi // cell) ** 2 if self.face_branch_kind == "region"
+                    else self.face_features)
         lmk_dim = self.landmark_branch[1] * (self.landmark_roi // cell) ** 2
         if self.face_branch_kind not in ("region", "deep", "mobilenet"):
             raise ValueError(f"{self.name}: unknown face branch kind {self.face_branch_kind!r}")
@@ -100,8 +113,15 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: MobileNetV2's block 13 gives 96 channels, face_branch[0] must be 96")
         if self.face_sampling < 1:
             raise ValueError(f"{self.name}: face sampling must be at least 1, got {self.face_sampling}")
-        if face_dim != 512 or lmk_dim != 128:
-            raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need 512/128")
+        if face_dim != self.face_features or (self.landmark_attention and lmk_dim != 128):
+            need = "512/128" if self.landmark_attention else "1024 (no landmark regions)"
+            raise ValueError(f"{self.name}: face/landmark features are {face_dim}/{lmk_dim}-D, need {need}")
+        if not self.landmark_attention and self.face_template is not None:
+            raise ValueError(f"{self.name}: without landmark attention the face region is the box: no face template")
+        if self.fusion and self.fr_stride != 4:
+            raise ValueError(f"{self.name}: the top-down pathway ends at stride 4, not {self.fr_stride}")
+        if self.fr_stride not in tuple(4 * 2**i for i in range(len(self.stages))):
+            raise ValueError(f"{self.name}: no backbone map at stride {self.fr_stride}")
         if self.face_template is not None and len(self.face_template) != 5:
             raise ValueError(f"{self.name}: a face template has 5 landmarks, got {len(self.face_template)}")
         if self.backbone not in ("separable", "mobilenet_v2"):
@@ -118,6 +138,17 @@ class UnifaceConfig:
     def strides(self) -> tuple[int, ...]:
         """Strides of the bottom-up (detection) levels."""
         return tuple(8 * 2**i for i in range(len(self.stages) - 1))
+
+    @property
+    def face_features(self) -> int:
+        """Width of the face branch's feature: 512 beside the 4 x 128 landmark features, or the
+        whole 1024 without landmark attention."""
+        return 512 if self.landmark_attention else 1024
+
+    @property
+    def fr_level(self) -> int:
+        """Index in `stages` of the backbone map at F_r's stride."""
+        return (self.fr_stride // 4).bit_length() - 1
 
     @property
     def anchors_per_cell(self) -> tuple[int, ...]:
@@ -234,13 +265,29 @@ MNV2_S8_DEEP = dataclasses.replace(MNV2_S8_SLIM_ALIGNED, name="mnv2_s8_deep", fa
 # backbone does.
 MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", face_branch=(96, 512),
                                        face_branch_kind="mobilenet", face_sampling=1)
+# The paper's ablations of MNV2_S8_MNV2FACE (model A), for its table (README, model card). B: two
+# networks, detection's and recognition's, each its own backbone (twice the backbone's cost). C: no
+# top-down fusion, F_r is the stride-16 map alone (MobileNetV2's block 13, the deepest map on which
+# a 112 px face still spans 7 cells). D: no landmark attention, the face branch on the box alone,
+# its feature twice as wide (1024-D, the width of A's 512 + 4 x 128): 2.31M parameters to A's 2.08M,
+# as A's landmark branches hold only 31k (the paper doubled its branch's channels instead, to keep
+# the count; here that would leave D 0.8M more).
+MNV2_S8_MNV2FACE_B = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_b", shared_backbone=False)
+MNV2_S8_MNV2FACE_C = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_c", fusion=False, fr_stride=16)
+MNV2_S8_MNV2FACE_D = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_d", landmark_attention=False,
+                                         face_template=None)
 TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FRAME, face_roi=16, face_branch=(16, 24),
                                 face_branch_kind="deep", deep_blocks=(1, 1))
 TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_roi=28, face_branch=(96, 32), face_branch_kind="mobilenet",
                                     face_sampling=1, face_mobilenet_skip=(5, 6, 8, 9, 10, 12))
+TINY_MNV2FACE_B = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_b", shared_backbone=False)
+TINY_MNV2FACE_C = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_c", fusion=False, fr_stride=16)
+TINY_MNV2FACE_D = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_d", landmark_attention=False, face_template=None)
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
-                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE, TINY,
-                               TINY_DEEP, TINY_MNV2FACE)}
+                               MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE,
+                               MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
+                               TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
+                               TINY_MNV2FACE_D)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"
 

@@ -49,14 +49,15 @@ class DeepFaceBranch(nn.Module):
     """Aligned face region (R, C, roi, roi) -> (R, 512) face feature, and its `FaceMaps` (input: the
     region; output: the (R, c2, roi/4, roi/4) map)."""
 
-    def __init__(self, cin: int, channels: tuple[int, int], blocks: tuple[int, int], roi: int):
+    def __init__(self, cin: int, channels: tuple[int, int], blocks: tuple[int, int], roi: int,
+                 features: int = FACE_FEATURES):
         super().__init__()
         c1, c2 = channels
         self.stage1 = nn.Sequential(SeparableConv(cin, c1), nn.MaxPool2d(2), *(ResidualSeparable(c1) for _ in range(blocks[0])))
         self.stage2 = nn.Sequential(SeparableConv(c1, c2), nn.MaxPool2d(2), *(ResidualSeparable(c2) for _ in range(blocks[1])))
         side = roi // 4
         self.gdc = nn.Sequential(nn.Conv2d(c2, c2, side, groups=c2, bias=False), FaceBatchNorm(c2))
-        self.out = nn.Linear(c2, FACE_FEATURES)
+        self.out = nn.Linear(c2, features)
         self.map_channels = c2
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FaceMaps]:
@@ -77,14 +78,14 @@ class MobileNetFaceBranch(nn.Module):
     from ImageNet's blocks rather than from random separable stages.
     """
 
-    def __init__(self, cin: int, width: int, roi: int, skip: tuple[int, ...] = ()):
+    def __init__(self, cin: int, width: int, roi: int, skip: tuple[int, ...] = (), features: int = FACE_FEATURES):
         super().__init__()
         self.adapt = nn.Sequential(nn.Conv2d(cin, CHANNELS_AT[4], 1, bias=False), nn.BatchNorm2d(CHANNELS_AT[4]))
         self.mobilenet = MobileNetV2Features(strides=(16,), first=4, skip=skip)
         self.expand = ConvBNReLU6(CHANNELS_AT[16], width, 1)
         side = roi // 4
         self.gdc = nn.Sequential(nn.Conv2d(width, width, side, groups=width, bias=False), FaceBatchNorm(width))
-        self.out = nn.Linear(width, FACE_FEATURES)
+        self.out = nn.Linear(width, features)
         self.map_channels = CHANNELS_AT[16]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FaceMaps]:

@@ -148,6 +148,8 @@ def init_from_imagenet(model, path: Path | None = None) -> int:
     if mobilenet is None:
         raise ValueError(f"config {model.cfg.name!r} has no mobilenet_v2 backbone")
     loaded = load_imagenet(mobilenet, path, bgr_centred=True)
+    if model.recognition_backbone is not None:  # ablation B: both networks start from ImageNet
+        loaded += load_imagenet(model.recognition_backbone.mobilenet, path, bgr_centred=True)
     face_blocks = getattr(model.attention.face, "mobilenet", None)
     if face_blocks is not None:
         loaded += load_imagenet(face_blocks, path)

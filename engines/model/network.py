@@ -105,6 +105,19 @@ class TopDown(nn.Module):
         return self.out(td)
 
 
+class DeepMap(nn.Module):
+    """F_r without fusion (the paper's ablation C): the backbone's map at `fr_stride` alone, through
+    the separable conv that ends the top-down pathway."""
+
+    def __init__(self, cfg: UnifaceConfig):
+        super().__init__()
+        self.level = cfg.fr_level
+        self.out = SeparableConv(cfg.stages[self.level].channels, cfg.fr_channels)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.out(feats[self.level])
+
+
 class DetectionHead(nn.Module):
     """SSD-style head on one bottom-up level: per anchor 2 + 4 + 10 outputs."""
 
@@ -146,13 +159,15 @@ class LandmarkAttention(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.face_branch_kind == "deep":
-            self.face = DeepFaceBranch(cfg.fr_channels, cfg.face_branch, cfg.deep_blocks, cfg.face_roi)
+            self.face = DeepFaceBranch(cfg.fr_channels, cfg.face_branch, cfg.deep_blocks, cfg.face_roi,
+                                       cfg.face_features)
         elif cfg.face_branch_kind == "mobilenet":
-            self.face = MobileNetFaceBranch(cfg.fr_channels, cfg.face_branch[1], cfg.face_roi, cfg.face_mobilenet_skip)
+            self.face = MobileNetFaceBranch(cfg.fr_channels, cfg.face_branch[1], cfg.face_roi, cfg.face_mobilenet_skip,
+                                            cfg.face_features)
         else:
             self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals)
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool,
-                                                cfg.branch_residuals) for _ in range(4))
+                                                cfg.branch_residuals) for _ in range(4 if cfg.landmark_attention else 0))
         self.mix = ResidualMLP(512 + 4 * 128, cfg.embedding_hidden) if cfg.embedding_hidden else nn.Identity()
         self.project = nn.Linear(512 + 4 * 128, cfg.embedding_dim)
         # a buffer so it follows the module's device; unused (zeros) when regions follow the box
@@ -178,24 +193,27 @@ class LandmarkAttention(nn.Module):
         """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels;
         with_map: also the deep face branch's `FaceMaps` (hint training), else None."""
         cfg = self.cfg
-        r = boxes.shape[0]
+        r, stride = boxes.shape[0], cfg.fr_stride
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
         if cfg.face_template is None:
-            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride=4, sampling=cfg.face_sampling)
-            regions = self.regions(boxes, landmarks).reshape(-1, 4)
-            parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride=4)
+            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride, sampling=cfg.face_sampling)
+            if cfg.landmark_attention:
+                regions = self.regions(boxes, landmarks).reshape(-1, 4)
+                parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride)
         else:
             origin, axis_u, axis_v = fit_frames(landmarks, self.face_template)
             face = sample_frames(fr_stacked, fr_height, origin, axis_u, cfg.face_aspect * axis_v, batch_index,
-                                 cfg.face_roi, stride=4, sampling=cfg.face_sampling)
+                                 cfg.face_roi, stride, sampling=cfg.face_sampling)
             parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
-        parts = parts.reshape(r, 4, *parts.shape[1:])
         face_map = None
         if isinstance(self.face, (DeepFaceBranch, MobileNetFaceBranch)):
             face_feat, face_map = self.face(face)
         else:
             face_feat = self.face(face)
-        feats = [face_feat] + [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
+        feats = [face_feat]
+        if cfg.landmark_attention:
+            parts = parts.reshape(r, 4, *parts.shape[1:])
+            feats += [branch(parts[:, i]) for i, branch in enumerate(self.parts)]
         emb = F.normalize(self.project(self.mix(torch.cat(feats, dim=1))), dim=1)
         return (emb, face_map) if with_map else emb
 
@@ -205,7 +223,7 @@ class LandmarkAttention(nn.Module):
         side = self.cfg.landmark_region_scale * self.cfg.face_aspect ** 0.5
         origin, u, v = landmark_frames(self.landmark_centres(landmarks), axis_u, axis_v, side)
         return sample_frames(fr_stacked, fr_height, origin.reshape(-1, 2), u.reshape(-1, 2), v.reshape(-1, 2),
-                             part_index, self.cfg.landmark_roi, stride=4)
+                             part_index, self.cfg.landmark_roi, self.cfg.fr_stride)
 
 
 class Uniface(nn.Module):
@@ -215,7 +233,9 @@ class Uniface(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg)
-        self.topdown = TopDown(cfg)
+        # ablation B: recognition's own network (F_r from its own backbone)
+        self.recognition_backbone = None if cfg.shared_backbone else Backbone(cfg)
+        self.topdown = TopDown(cfg) if cfg.fusion else DeepMap(cfg)
         self.heads = nn.ModuleList(
             DetectionHead(s.channels, a) for s, a in zip(cfg.stages[1:], cfg.anchors_per_cell)
         )
@@ -231,7 +251,7 @@ class Uniface(nn.Module):
     def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
         """Normalised images (N, 3, H, W) -> per-anchor predictions, anchors and F_r."""
         feats = self.backbone(x)
-        fr = self.topdown(feats)
+        fr = self.topdown(feats if self.recognition_backbone is None else self.recognition_backbone(x))
         preds, anchors = [], []
         for i, (head, feat, stride) in enumerate(zip(self.heads, feats[1:], self.cfg.strides)):
             preds.append(head(feat))

@@ -84,6 +84,9 @@ class TrainSettings:
     # bfloat16 autocast and channels-last tensors on the CPU (MODEL.md: 2x on this CPU); no effect on CUDA
     bf16: bool = False
     stop_at: int = 0  # stop (with a checkpoint) at this step, the schedule still that of `steps`; 0: at `steps`
+    # keep the evaluated checkpoint of every step that is a multiple of this as step_NNNNNN.pt
+    # (no optimizer state), for comparisons at equal steps (the ablations) after last.pt moves on; 0: none
+    keep_every: int = 0
     # the full-image stream's mimic targets from SFace on the augmented canvas itself, instead of
     # the stored embedding of the clean photo (view caches only: the view stream's are exact already)
     live_targets: bool = False
@@ -101,6 +104,11 @@ def _lr(step: int, s: TrainSettings) -> float:
         return s.lr * (step + 1) / s.warmup
     t = (step - s.warmup) / max(1, s.steps - s.warmup)
     return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def kept_checkpoint(out_dir: Path, step: int) -> Path:
+    """Where a run keeps its checkpoint of `step` (`TrainSettings.keep_every`)."""
+    return Path(out_dir) / f"step_{step:06d}.pt"
 
 
 def _save(path: Path, payload: dict) -> None:
@@ -334,8 +342,9 @@ def train(s: TrainSettings) -> dict:
                  lw.hint, hints.regressor.in_channels, hints.tap)
     input_hint = None
     if lw.input_hint > 0:
-        if cfg.face_branch_kind != "mobilenet" or cfg.face_roi != 28 or not views or s.crop_batch == 0:
-            raise ValueError("the input hint needs the MobileNetV2 face branch on a 28 x 28 region (config "
+        if (cfg.face_branch_kind != "mobilenet" or cfg.face_roi != 28 or cfg.face_template is None or not views
+                or s.crop_batch == 0):
+            raise ValueError("the input hint needs the MobileNetV2 face branch on a 28 x 28 aligned region (config "
                              "mnv2_s8_mnv2face) and the view stream (a label-views cache and a crop batch > 0)")
         input_hint = ImageNetInputHint().to(device)
         log.info("input hint: weight %g, the face branch's input taught ImageNet's blocks 0-3 map of the chip",
@@ -485,6 +494,8 @@ def train(s: TrainSettings) -> dict:
                 if score > best:
                     best = score
                     _save(out / "best.pt", payload)
+                if s.keep_every and step % s.keep_every == 0:
+                    _save(kept_checkpoint(out, step), payload)
                 _save(last, {**payload, "optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()})
                 training_mode(model, s.freeze_detector)
     log_file.close()

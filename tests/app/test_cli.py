@@ -183,6 +183,10 @@ def test_train_rejects_a_bad_relation_loss_setting_in_one_line(tmp_path):
     assert r.returncode == 2 and "--turn-degrees" in r.stderr and "Traceback" not in r.stderr
     r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--residual-lr-scale", "0")
     assert r.returncode == 2 and "--residual-lr-scale" in r.stderr and "Traceback" not in r.stderr
+    # a kept checkpoint is written at an evaluation: every N-th step must be one
+    r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), "--eval-every", "250",
+            "--keep-every", "600")
+    assert r.returncode == 2 and "--keep-every" in r.stderr and "Traceback" not in r.stderr
     for flag, value in (("--backdrop-p", "1.01"), ("--faceless-p", "-0.5"), ("--dark-p", "2")):
         r = cli("train", "--labels", str(labels), "--out", str(tmp_path / "run"), flag, value)
         assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr

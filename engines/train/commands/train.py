@@ -90,6 +90,10 @@ def register(sub) -> None:
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop at this step (with a checkpoint) without changing the --steps schedule: a "
                         "slice of a long run, e.g. one arm of an A/B; 0: run to --steps (0)")
+    p.add_argument("--keep-every", type=int, default=0, metavar="N",
+                   help="also keep the checkpoint of every N-th step as step_NNNNNN.pt in --out (weights only, "
+                        "at evaluation steps: N a multiple of --eval-every), for comparisons at equal steps after "
+                        "last.pt has moved on; 0: none (0)")
     p.add_argument("--freeze-detector", action="store_true",
                    help="train only the top-down pathway and landmark attention (the embeddings): the "
                         "backbone and detection heads stay exactly as --init gave them, so detection does too")
@@ -138,6 +142,9 @@ def run(args) -> int:
         raise UserError("--identity-weight, --hint-weight and --input-hint-weight must be >= 0")
     if args.stop_at < 0:
         raise UserError("--stop-at must be >= 0")
+    if args.keep_every < 0 or (args.keep_every and args.keep_every % args.eval_every):
+        raise UserError(f"--keep-every must be 0 or a multiple of --eval-every ({args.eval_every}), "
+                        f"got {args.keep_every}")
     if not 0 <= args.identity_margin < 1:
         raise UserError("--identity-margin must be in [0, 1)")
     if args.identity_scale <= 0:
@@ -170,6 +177,7 @@ def run(args) -> int:
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
+        keep_every=args.keep_every,
         live_targets=args.live_targets,
     )
     try:

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engines.eval.lfw import TiltedReader, best_threshold, limit_pairs, read_pairs, ten_fold, tilt_sign, turn_image
+from engines.eval.lfw import (PerturbedReader, best_threshold, jitter_sides, limit_pairs, read_pairs, reframe_image,
+                              ten_fold, tilt_sign, turn_image)
 from engines.eval.widerface import (
     GroundTruth,
     average_precision,
@@ -246,9 +247,35 @@ def test_turned_images_keep_their_centre_and_each_file_one_direction(tmp_path):
     path = tmp_path / names[0]
     cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
     photo = cv2.imread(str(path))
-    assert np.array_equal(TiltedReader(0)(str(path)), photo)
-    assert np.array_equal(TiltedReader(20)(str(path)), turn_image(photo, 20 * signs[0]))
-    assert TiltedReader(20)(str(tmp_path / "missing.jpg")) is None
+    assert np.array_equal(PerturbedReader()(str(path)), photo)
+    assert np.array_equal(PerturbedReader(20)(str(path)), turn_image(photo, 20 * signs[0]))
+    assert PerturbedReader(20)(str(tmp_path / "missing.jpg")) is None
+
+
+def test_reframed_images_are_cropped_or_padded_per_side_and_each_file_keeps_its_frame(tmp_path):
+    image = np.arange(6 * 8, dtype=np.uint8).reshape(6, 8, 1).repeat(3, axis=2)  # every pixel its own value
+    # left padded 2, top cropped 1, right cropped 3, bottom padded 4
+    framed = reframe_image(image, (2, -1, -3, 4))
+    assert framed.shape == (6 - 1 + 4, 2 + 8 - 3, 3)
+    assert np.array_equal(framed[0:5, 2:7], image[1:6, 0:5])  # the kept part, in place
+    assert not framed[:, :2].any() and not framed[5:].any()  # the padding is black
+    # cropping more than the image keeps one pixel rather than failing
+    assert reframe_image(image, (-10, -10, -10, -10)).shape[:2] == (1, 1)
+    assert np.array_equal(reframe_image(image, (0, 0, 0, 0)), image)
+    # each side draws its own amount in [-60, 60], from the file name alone
+    names = [f"Someone_{i:04d}.jpg" for i in range(1, 201)]
+    sides = np.array([jitter_sides(f"/anywhere/{n}", 60) for n in names])
+    assert sides.min() >= -60 and sides.max() <= 60 and sides.min() < -50 and sides.max() > 50
+    assert np.array_equal(sides, [jitter_sides(f"/elsewhere/{n}", 60) for n in names])
+    assert abs(np.corrcoef(sides.T)[np.triu_indices(4, 1)]).max() < 0.25  # the four sides independent
+    assert abs(sides.mean()) < 6  # as many crops as pads
+    path = tmp_path / names[0]
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (250, 250, 3), dtype=np.uint8))
+    photo = cv2.imread(str(path))
+    assert np.array_equal(PerturbedReader(jitter=60)(str(path)), reframe_image(photo, tuple(sides[0])))
+    # a tilt comes first, then the frame
+    both = PerturbedReader(20, 60)(str(path))
+    assert np.array_equal(both, reframe_image(turn_image(photo, 20 * tilt_sign(str(path))), tuple(sides[0])))
 
 
 def _tiny_lfw_command(tmp_path, monkeypatch) -> list[str]:
@@ -278,6 +305,21 @@ def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, mon
         assert np.all(cosines < 0.999) and np.all(cosines > 0.0)
     code, _, err = _run_cli(capsys, *base, "--tilt", "200")
     assert code == 2 and "--tilt" in err
+
+
+def test_eval_lfw_jitter_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+    base = _tiny_lfw_command(tmp_path, monkeypatch)
+    framed = _lfw_json(capsys, base)
+    jittered = _lfw_json(capsys, base, "--jitter", "60")
+    assert framed["jitter"] == 0 and jittered["jitter"] == 60 and jittered["images"] == framed["images"] > 0
+    assert jittered["cache"] != framed["cache"] and "jitter60" in jittered["cache"]
+    with np.load(framed["cache"]) as a, np.load(jittered["cache"]) as b:
+        assert a["names"].tolist() == b["names"].tolist()
+        found = a["found"] & b["found"]
+        assert found.any()  # the reframed photos were embedded anew: other embeddings
+        assert np.all(np.sum(a["embeddings"][found] * b["embeddings"][found], axis=1) < 0.999)
+    code, _, err = _run_cli(capsys, *base, "--jitter", "-5")
+    assert code == 2 and "--jitter" in err
 
 
 def test_eval_lfw_min_score_decides_which_faces_count_and_keeps_its_own_cache(capsys, tmp_path, monkeypatch):

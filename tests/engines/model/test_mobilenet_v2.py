@@ -143,3 +143,15 @@ def test_the_mobilenet_face_branch_starts_from_imagenet_blocks_4_to_13(weights):
     feature, maps = branch.eval()(torch.randn(2, cfg.fr_channels, cfg.face_roi, cfg.face_roi))
     assert feature.shape == (2, 512) and branch.map_channels == 96
     assert maps.input.shape == (2, 24, 28, 28) and maps.output.shape == (2, 96, 7, 7)
+
+
+def test_ablation_b_starts_both_of_its_networks_from_imagenet(weights):
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+
+    model = Uniface(get_config("mnv2_s8_mnv2face_b"))
+    loaded = init_from_imagenet(model, weights)
+    detection, recognition = model.backbone.mobilenet.state_dict(), model.recognition_backbone.mobilenet.state_dict()
+    assert loaded == len(detection) + len(recognition) + len(model.attention.face.mobilenet.state_dict())
+    assert all(torch.equal(detection[k], recognition[k]) for k in detection)

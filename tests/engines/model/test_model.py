@@ -8,7 +8,9 @@ import torch
 from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
-from engines.model.config import PROD, TINY, TINY_DEEP, TINY_MNV2FACE, WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config
+from engines.model.config import (MNV2_S8_MNV2FACE, PROD, TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
+                                  TINY_MNV2FACE_D,
+                                  WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config)
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
 from engines.model.roi import roi_align, stack_feature_maps
@@ -32,7 +34,7 @@ def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, iou_threshold: f
     return kept
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, TINY_MNV2FACE, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
+@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C, TINY_MNV2FACE_D, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
                          ids=lambda c: c.name)
 def test_output_shapes_and_contract(cfg):
     model = Uniface(cfg).eval()
@@ -62,6 +64,84 @@ def test_finer_rois_are_pooled_back_to_the_same_feature_layout():
         dataclasses.replace(WIDE_ROI32, landmark_roi=12)
     with pytest.raises(ValueError, match="512/128"):
         dataclasses.replace(WIDE, face_roi=32)  # finer without the pool: 2048-D
+
+
+def _one_face_embedding(model: Uniface, fr: torch.Tensor, shift_landmarks: float = 0.0) -> torch.Tensor:
+    box = torch.tensor([[60.0, 50.0, 170.0, 190.0]])
+    landmarks = torch.tensor([[[90.0, 100], [140, 100], [115, 125], [95, 155], [135, 155]]])
+    return model.embed(fr, box, landmarks + shift_landmarks, torch.zeros(1, dtype=torch.long))
+
+
+def test_ablation_b_is_two_networks_that_no_loss_trains_together():
+    """Model B: detection's losses reach only the detection network, the embedding's only the
+    recognition network (its own backbone, the top-down pathway and landmark attention)."""
+    torch.manual_seed(0)
+    model = Uniface(TINY_MNV2FACE_B).train()
+    images = torch.randint(0, 256, (2, 128, 128, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    heads = model.forward_heads(model.normalise(images))
+    detection_loss = heads.logits.square().mean() + heads.box_deltas.square().mean() + heads.landmark_deltas.square().mean()
+    embedding_loss = _one_face_embedding(model, heads.fr[:1]).sum()
+    detection_part = [*model.backbone.parameters(), *model.heads.parameters()]
+    recognition_part = [*model.recognition_backbone.parameters(), *model.topdown.parameters(),
+                        *model.attention.parameters()]
+    assert len(detection_part) + len(recognition_part) == len(list(model.parameters()))
+    for loss, reached, untouched in ((detection_loss, detection_part, recognition_part),
+                                     (embedding_loss, recognition_part, detection_part)):
+        grads = torch.autograd.grad(loss, reached + untouched, retain_graph=True, allow_unused=True)
+        reached_grads, untouched_grads = grads[:len(reached)], grads[len(reached):]
+        assert all(g is None or not g.any() for g in untouched_grads)
+        assert sum(g is not None and bool(g.any()) for g in reached_grads) > len(reached) // 2
+    assert Uniface(TINY_MNV2FACE).recognition_backbone is None
+
+
+def test_ablation_c_takes_f_r_from_one_deep_map_without_fusion():
+    """Model C: F_r is the stride-16 map alone, so the stages below it change the embedding and
+    the deeper ones (detection only) do not; model A fuses them all."""
+    images = torch.randint(0, 256, (1, 256, 256, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for cfg, deeper_counts in ((TINY_MNV2FACE_C, False), (TINY_MNV2FACE, True)):
+        torch.manual_seed(0)
+        model = Uniface(cfg).eval()
+        with torch.no_grad():
+            heads = model.forward_heads(model.normalise(images))
+            assert heads.fr.shape[-2:] == (256 // cfg.fr_stride,) * 2
+            before = _one_face_embedding(model, heads.fr)
+            for stage in model.backbone.stages[cfg.fr_level + 1:]:  # stride 32 and beyond
+                for p in stage.parameters():
+                    p.add_(torch.randn_like(p))
+            changed = model.forward_heads(model.normalise(images))
+            after = _one_face_embedding(model, changed.fr)
+        assert not torch.allclose(changed.logits, heads.logits)  # the detection heads saw it
+        assert torch.allclose(before, after, atol=1e-6) != deeper_counts, cfg.name
+    assert not hasattr(Uniface(TINY_MNV2FACE_C).topdown, "laterals")
+    with pytest.raises(ValueError, match="top-down pathway ends at stride 4"):
+        dataclasses.replace(TINY_MNV2FACE, fr_stride=16)
+    with pytest.raises(ValueError, match="no backbone map at stride 12"):
+        dataclasses.replace(TINY_MNV2FACE_C, fr_stride=12)
+
+
+def test_ablation_d_pools_the_box_alone_without_landmark_attention():
+    """Model D: the embedding follows the box and ignores the landmarks; no landmark branches."""
+    torch.manual_seed(0)
+    fr = torch.randn(1, TINY_MNV2FACE.fr_channels, 64, 64)
+    d, a = Uniface(TINY_MNV2FACE_D).eval(), Uniface(TINY_MNV2FACE).eval()
+    with torch.no_grad():
+        assert torch.equal(_one_face_embedding(d, fr), _one_face_embedding(d, fr, shift_landmarks=12.0))
+        assert not torch.allclose(_one_face_embedding(a, fr), _one_face_embedding(a, fr, shift_landmarks=12.0))
+        shifted_box = d.embed(fr, torch.tensor([[72.0, 50, 182, 190]]), torch.zeros(1, 5, 2), torch.zeros(1, dtype=torch.long))
+        assert not torch.allclose(_one_face_embedding(d, fr), shifted_box)
+    assert len(d.attention.parts) == 0 and d.attention.face.out.out_features == 1024
+    assert d.attention.project.in_features == a.attention.project.in_features == 1024
+    with pytest.raises(ValueError, match="no face template"):
+        dataclasses.replace(TINY_MNV2FACE, landmark_attention=False)
+
+
+def test_the_ablation_configurations_are_the_main_run_but_for_their_one_change():
+    changed = {"b": {"name", "shared_backbone"}, "c": {"name", "fusion", "fr_stride"}, "d": {"name", "landmark_attention", "face_template"}}
+    for letter, fields in changed.items():
+        ablation = get_config(f"{MNV2_S8_MNV2FACE.name}_{letter}")
+        differ = {f.name for f in dataclasses.fields(ablation)
+                  if getattr(ablation, f.name) != getattr(MNV2_S8_MNV2FACE, f.name)}
+        assert differ == fields, letter
 
 
 def test_head_outputs_per_anchor():

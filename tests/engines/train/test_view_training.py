@@ -114,13 +114,21 @@ def test_one_bf16_step_reduces_the_loss(view_cache):
 
 
 def test_a_stopped_run_resumes_on_the_same_schedule(view_cache, tmp_path):
-    from engines.train.loop import _lr, train
+    from engines.model.weights import load_model
+    from engines.train.loop import _lr, kept_checkpoint, train
 
     out = tmp_path / "run"
-    first = train(_settings(view_cache, out, steps=2))
+    first = train(_settings(view_cache, out, steps=2, keep_every=2))
     assert first["step"] == 2 and (out / "last.pt").is_file()
-    whole = _settings(view_cache, out, steps=4)
+    at_two = torch.load(out / "last.pt", weights_only=False)["state_dict"]
+    whole = _settings(view_cache, out, steps=4, keep_every=2)
     assert train(whole)["step"] == 4
+    # the kept checkpoints: step 2's as it was when last.pt held it, step 4's as last.pt now
+    kept_two, kept_four = (torch.load(kept_checkpoint(out, n), weights_only=False) for n in (2, 4))
+    assert kept_two["step"] == 2 and kept_four["step"] == 4 and "optimizer" not in kept_two
+    assert all(torch.equal(kept_two["state_dict"][k], v) for k, v in at_two.items())
+    assert not all(torch.equal(kept_four["state_dict"][k], v) for k, v in at_two.items())
+    assert not load_model("tiny", kept_checkpoint(out, 2))[1].random_weights  # an evaluable weights file
     lines = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in lines if "lr" in r]
     assert steps == [1, 2, 3, 4]  # no step done twice, none skipped
@@ -169,6 +177,12 @@ def test_an_input_hint_run_trains_and_needs_the_mobilenet_branch(view_cache, tmp
     assert all(r["input_hint"] > 0 for r in trained if "lr" in r)
     with pytest.raises(ValueError, match="MobileNetV2 face branch"):
         train(_settings(view_cache, tmp_path / "deep", config="tiny_deep", weights=weights))
+    # the ablations: C (no fusion) keeps the aligned region and so the hint; D samples the box,
+    # whose region is not the chip the hint's teacher sees, and trains without it
+    assert train(_settings(view_cache, tmp_path / "c", config="tiny_mnv2face_c", weights=weights))["step"] == 4
+    with pytest.raises(ValueError, match="aligned region"):
+        train(_settings(view_cache, tmp_path / "d", config="tiny_mnv2face_d", weights=weights))
+    assert train(_settings(view_cache, tmp_path / "d", config="tiny_mnv2face_d"))["step"] == 4
 
 
 def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_cache, tmp_path):
