@@ -5,6 +5,8 @@
 # step (runs/student_mnv2face/step_NNNNNN.pt) by scripts/ablation_table.sh. D samples the box, not
 # the aligned chip, so the ImageNet input hint cannot teach its branch: D trains without it.
 # Resumes like the main run; both cores, nice 10 (run it while the main run is paused or shipped).
+# The main run took the canvas augmentations from step 3,500 on (scripts/train_student.sh): so do
+# these, in a second slice of the same run.
 #
 #   scripts/train_ablation.sh b|c|d STOP_AT [extra train options]
 set -euo pipefail
@@ -18,6 +20,14 @@ case "$LETTER" in
   d) HINT=() ;;
   *) echo "unknown ablation '$LETTER': b, c or d" >&2; exit 2 ;;
 esac
-exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/ablation_$LETTER" \
-  --config "mnv2_s8_mnv2face_$LETTER" --init imagenet "${HINT[@]}" --steps 30000 --stop-at "$STOP" --batch 4 \
-  --canvas 320x320 --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 "$@"
+AUGMENTED_FROM=3500
+run() {
+  nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/ablation_$LETTER" \
+    --config "mnv2_s8_mnv2face_$LETTER" --init imagenet "${HINT[@]}" --steps 30000 --batch 4 --canvas 320x320 \
+    --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 "$@"
+}
+run --stop-at "$(( STOP < AUGMENTED_FROM ? STOP : AUGMENTED_FROM ))" "$@"
+if [ "$STOP" -gt "$AUGMENTED_FROM" ]; then
+  run --stop-at "$STOP" --letterbox-p 0.3 --turn-p 0.5 --turn-degrees 30 --backdrop-p 0.5 --faceless-p 0.05 \
+    --dark-p 0.2 "$@"
+fi
