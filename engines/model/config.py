@@ -79,14 +79,15 @@ class UnifaceConfig:
     # regions sampled coarser than F_r; 1 costs a quarter as much per face, enough when the
     # region's cells are about F_r's (a 112 px face at 28 cells over stride 4)
     face_sampling: int = 2
-    # The paper's ablations. shared_backbone False (its model B): recognition has a backbone of
-    # its own, the same structure, from which F_r is fused; the detection heads see only the
-    # first. No parameter serves both tasks, so one run trains the two networks apart.
-    # fusion False (its model C): no top-down pathway; F_r is the
-    # backbone's own map at `fr_stride` (one deep map), through the separable conv that ends the
-    # top-down pathway. landmark_attention False (its model D): the face region is the detected
-    # box, pooled axis-aligned (face_template must be None), with no landmark regions; the face
-    # branch makes a 1024-D feature in place of the 512 + 4 x 128 (its channels doubled).
+    # The paper's ablations.
+    # shared_backbone False (its model B): recognition has a backbone of its own, the same
+    # structure, from which F_r is fused; the detection heads see only the first. No parameter
+    # serves both tasks, so one run trains the two networks apart.
+    # fusion False (its model C): no top-down pathway; F_r is the backbone's own map at
+    # `fr_stride` (one deep map), through the separable conv that ends the top-down pathway.
+    # landmark_attention False (its model D): the face region is the detected box, pooled
+    # axis-aligned (face_template must be None), with no landmark regions; the face branch makes
+    # a 1024-D feature in place of the 512 + 4 x 128.
     shared_backbone: bool = True
     fusion: bool = True
     fr_stride: int = 4
