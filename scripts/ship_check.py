@@ -24,6 +24,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from engines.faces import box_iou  # noqa: E402
 SAMPLES = REPO / "docs" / "samples"
 OTHER_CLIP = REPO.parent / "shared" / "data" / "video" / "facenet_pytorch_example.mp4"
 WIDER_SIZES = ("640x480", "1024x768")
@@ -72,12 +75,11 @@ def astronaut_found(faces: list[dict], teacher: list[dict]) -> bool:
     """One face, on the teacher's (IoU > 0.5), its landmarks inside the box and in order."""
     if len(faces) != 1 or len(teacher) != 1:
         return False
-    (x1, y1, x2, y2), (u1, v1, u2, v2) = faces[0]["box"], teacher[0]["box"]
-    inter = max(0.0, min(x2, u2) - max(x1, u1)) * max(0.0, min(y2, v2) - max(y1, v1))
-    union = (x2 - x1) * (y2 - y1) + (u2 - u1) * (v2 - v1) - inter
+    x1, y1, x2, y2 = faces[0]["box"]
     (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = faces[0]["landmarks"]
     inside = all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in faces[0]["landmarks"])
-    return inter / union > 0.5 and inside and lx < nx < rx and mlx < mrx and max(ly, ry) < ny < min(mly, mry)
+    on_teacher = box_iou(faces[0]["box"], teacher[0]["box"])[0, 0] > 0.5
+    return bool(on_teacher and inside and lx < nx < rx and mlx < mrx and max(ly, ry) < ny < min(mly, mry))
 
 
 def shortfalls(candidate: dict, shipped: dict) -> list[str]:

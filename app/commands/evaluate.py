@@ -210,9 +210,9 @@ def run_lfw(args) -> int:
             **_info_dict(info),
         }))
         return 0
-    tilted = f", each turned {args.tilt:g} degrees one way or the other" if args.tilt else ""
-    tilted += f", each side cropped or padded by up to {args.jitter} px" if args.jitter else ""
-    print(f"LFW 10-fold verification: {result.pairs} pairs, {result.images} images{tilted}  "
+    perturbed = f", each turned {args.tilt:g} degrees one way or the other" if args.tilt else ""
+    perturbed += f", each side cropped or padded by up to {args.jitter} px" if args.jitter else ""
+    print(f"LFW 10-fold verification: {result.pairs} pairs, {result.images} images{perturbed}  "
           f"[{info.engine}/{info.backend} {info.model_id}]")
     print(f"  accuracy  {100 * result.accuracy:.2f}% ± {100 * result.std:.2f}")
     print(f"  threshold {result.threshold:.4f} (cosine similarity, mean of the 10 folds' choices)")

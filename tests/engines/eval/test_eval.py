@@ -292,34 +292,36 @@ def _lfw_json(capsys, base: list[str], *extra: str) -> dict:
     return json.loads(out)
 
 
-def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+def _plain_and_perturbed(capsys, tmp_path, monkeypatch, option: str, value: str, bad: str) -> tuple[dict, dict]:
+    """`eval lfw --json` on the tiny LFW as it is and with `option value`: both are reported, over the
+    same images, each in its own embedding cache; `option bad` is refused in one line."""
     base = _tiny_lfw_command(tmp_path, monkeypatch)
-    upright = _lfw_json(capsys, base)
-    tilted = _lfw_json(capsys, base, "--tilt", "25")
-    assert upright["tilt"] == 0 and tilted["tilt"] == 25 and tilted["images"] == upright["images"] > 0
-    assert tilted["cache"] != upright["cache"] and "tilt25" in tilted["cache"]
+    plain = _lfw_json(capsys, base)
+    perturbed = _lfw_json(capsys, base, option, value)
+    key = option.lstrip("-")
+    assert plain[key] == 0 and perturbed[key] == float(value) and perturbed["images"] == plain["images"] > 0
+    assert perturbed["cache"] != plain["cache"] and f"{key}{value}" in perturbed["cache"]
+    code, _, err = _run_cli(capsys, *base, option, bad)
+    assert code == 2 and option in err
+    return plain, perturbed
+
+
+def test_eval_lfw_tilt_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
+    upright, tilted = _plain_and_perturbed(capsys, tmp_path, monkeypatch, "--tilt", "25", bad="200")
     # the turned photos were embedded anew: same names, other embeddings
     with np.load(upright["cache"]) as a, np.load(tilted["cache"]) as b:
         assert a["names"].tolist() == b["names"].tolist() and a["found"].all() and b["found"].all()
         cosines = np.sum(a["embeddings"] * b["embeddings"], axis=1)
         assert np.all(cosines < 0.999) and np.all(cosines > 0.0)
-    code, _, err = _run_cli(capsys, *base, "--tilt", "200")
-    assert code == 2 and "--tilt" in err
 
 
 def test_eval_lfw_jitter_keeps_its_own_cache_and_is_reported(capsys, tmp_path, monkeypatch):
-    base = _tiny_lfw_command(tmp_path, monkeypatch)
-    framed = _lfw_json(capsys, base)
-    jittered = _lfw_json(capsys, base, "--jitter", "60")
-    assert framed["jitter"] == 0 and jittered["jitter"] == 60 and jittered["images"] == framed["images"] > 0
-    assert jittered["cache"] != framed["cache"] and "jitter60" in jittered["cache"]
+    framed, jittered = _plain_and_perturbed(capsys, tmp_path, monkeypatch, "--jitter", "60", bad="-5")
     with np.load(framed["cache"]) as a, np.load(jittered["cache"]) as b:
         assert a["names"].tolist() == b["names"].tolist()
         found = a["found"] & b["found"]
         assert found.any()  # the reframed photos were embedded anew: other embeddings
         assert np.all(np.sum(a["embeddings"][found] * b["embeddings"][found], axis=1) < 0.999)
-    code, _, err = _run_cli(capsys, *base, "--jitter", "-5")
-    assert code == 2 and "--jitter" in err
 
 
 def test_eval_lfw_min_score_decides_which_faces_count_and_keeps_its_own_cache(capsys, tmp_path, monkeypatch):
