@@ -63,8 +63,9 @@ def embed_on(model, images: list[np.ndarray], boxes: np.ndarray, landmarks: np.n
     """The network's embeddings (N, 128) of one face per image, on the given box and landmarks."""
     batch, _ = letterbox_batch(images, model.cfg.input_size, max_scale=1.0)
     with torch.inference_mode():
-        fr = model.forward_heads(model.normalise(torch.from_numpy(batch))).fr
-        emb = model.embed(fr, torch.from_numpy(boxes), torch.from_numpy(landmarks), torch.arange(len(images)))
+        heads = model.forward_heads(model.normalise(torch.from_numpy(batch)))
+        emb = model.embed(heads.fr, torch.from_numpy(boxes), torch.from_numpy(landmarks), torch.arange(len(images)),
+                          pixels=heads.pixels)
     return emb.numpy()
 
 

@@ -40,6 +40,26 @@ def fit_frames(landmarks: torch.Tensor, template: torch.Tensor) -> tuple[torch.T
     return origin, axis_u, axis_v
 
 
+def fit_teacher_frames(landmarks: torch.Tensor, template: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frames (origin, axis_u, axis_v, each (R, 2)) of the teacher's chips: the inverse of the
+    least-squares similarity from each face's landmarks onto the template, as SFace's alignment
+    fits it (`engines.teachers.sface.similarity_transform`). `fit_frames` fits the other way, and
+    where 5 landmarks do not fit a similarity exactly the two differ a little in scale and turn."""
+    t_mean = template.mean(0)
+    t = template - t_mean
+    p_mean = landmarks.mean(1)
+    p = landmarks - p_mean[:, None, :]
+    norm = (p * p).sum((1, 2))
+    # template ~ [[a, -b], [b, a]] landmarks; its inverse's columns are the frame's axes
+    a = (p[..., 0] * t[None, :, 0] + p[..., 1] * t[None, :, 1]).sum(1) / norm
+    b = (p[..., 0] * t[None, :, 1] - p[..., 1] * t[None, :, 0]).sum(1) / norm
+    scale = a * a + b * b
+    axis_u = torch.stack([a, -b], dim=1) / scale[:, None]
+    axis_v = torch.stack([b, a], dim=1) / scale[:, None]
+    origin = p_mean - t_mean[0] * axis_u - t_mean[1] * axis_v
+    return origin, axis_u, axis_v
+
+
 def landmark_frames(
     centres: torch.Tensor, axis_u: torch.Tensor, axis_v: torch.Tensor, side: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

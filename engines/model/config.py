@@ -92,6 +92,13 @@ class UnifaceConfig:
     fusion: bool = True
     fr_stride: int = 4
     landmark_attention: bool = True
+    # True: the MobileNetV2 face branch also sees the aligned chip's pixels. The chip (the face
+    # region sampled from the input image at face_roi x 4, ArcFace's 112 px) goes through
+    # ImageNet's blocks 0-3, and their stride-4 map is averaged with the projection of F_r's region
+    # that blocks 4-13 take: what a recognition network gets from its own first layers, where the
+    # shared stride-4 stem is the detector's cheap one (MODEL.md: ImageNet's MobileNetV2 on pixel
+    # crops). Per face about 19M MACs more; the landmark regions still sample F_r alone.
+    face_pixels: bool = False
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +119,8 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: unknown face branch kind {self.face_branch_kind!r}")
         if self.face_branch_kind == "mobilenet" and self.face_branch[0] != 96:
             raise ValueError(f"{self.name}: MobileNetV2's block 13 gives 96 channels, face_branch[0] must be 96")
+        if self.face_pixels and (self.face_branch_kind != "mobilenet" or self.face_template is None):
+            raise ValueError(f"{self.name}: face pixels need the MobileNetV2 face branch on an aligned region")
         if self.face_sampling < 1:
             raise ValueError(f"{self.name}: face sampling must be at least 1, got {self.face_sampling}")
         if face_dim != self.face_features or (self.landmark_attention and lmk_dim != 128):
@@ -273,6 +282,10 @@ MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", fa
 # its feature twice as wide (1024-D, the width of A's 512 + 4 x 128): 2.31M parameters to A's 2.08M,
 # as A's landmark branches hold only 31k (the paper doubled its branch's channels instead, to keep
 # the count; here that would leave D 0.8M more).
+# MNV2_S8_MNV2FACE whose face branch also sees the aligned chip's pixels through ImageNet's blocks
+# 0-3 (`face_pixels`): issue 24's richer stride-4 input for recognition, an A/B on the long run
+# (scripts/ab_pixels.sh, which carries the run's checkpoint over with `scripts/carry_run.py`).
+MNV2_S8_MNV2FACE_PX = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_px", face_pixels=True)
 MNV2_S8_MNV2FACE_B = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_b", shared_backbone=False)
 MNV2_S8_MNV2FACE_C = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_c", fusion=False, fr_stride=16)
 MNV2_S8_MNV2FACE_D = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_d", landmark_attention=False,
@@ -281,13 +294,14 @@ TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FR
                                 face_branch_kind="deep", deep_blocks=(1, 1))
 TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_roi=28, face_branch=(96, 32), face_branch_kind="mobilenet",
                                     face_sampling=1, face_mobilenet_skip=(5, 6, 8, 9, 10, 12))
+TINY_MNV2FACE_PX = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_px", face_pixels=True)
 TINY_MNV2FACE_B = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_b", shared_backbone=False)
 TINY_MNV2FACE_C = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_c", fusion=False, fr_stride=16)
 TINY_MNV2FACE_D = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_d", landmark_attention=False, face_template=None)
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
                                MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE,
-                               MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
-                               TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
+                               MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
+                               TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_PX, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
                                TINY_MNV2FACE_D)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"

@@ -28,7 +28,8 @@ FACE_FEATURES = 512  # as the two-stage branch's flattened face feature: the pro
 @dataclass(frozen=True)
 class FaceMaps:
     """A face branch's maps of each face, for training's hints: `input`, what its first layer of
-    recognition takes (R, c, roi, roi), and `output`, its last map before the global depthwise conv."""
+    recognition takes (R, c, roi, roi; with face pixels, the projection of F_r alone), and `output`,
+    its last map before the global depthwise conv."""
 
     input: torch.Tensor
     output: torch.Tensor
@@ -76,11 +77,17 @@ class MobileNetFaceBranch(nn.Module):
     layer. The feasibility run in MODEL.md (ImageNet MobileNetV2 on aligned crops: 91% on LFW
     within 15 CPU-minutes, against 74% from random weights) is why the recognition branch starts
     from ImageNet's blocks rather than from random separable stages.
+
+    pixels: also ImageNet's blocks 0-3 (`pixel_blocks`), which take the aligned chip (R, 3, 4 roi,
+    4 roi) to the same (R, 24, roi, roi) layout; blocks 4-13 then take the mean of their map and the
+    projection of F_r (`UnifaceConfig.face_pixels`).
     """
 
-    def __init__(self, cin: int, width: int, roi: int, skip: tuple[int, ...] = (), features: int = FACE_FEATURES):
+    def __init__(self, cin: int, width: int, roi: int, skip: tuple[int, ...] = (), features: int = FACE_FEATURES,
+                 pixels: bool = False):
         super().__init__()
         self.adapt = nn.Sequential(nn.Conv2d(cin, CHANNELS_AT[4], 1, bias=False), nn.BatchNorm2d(CHANNELS_AT[4]))
+        self.pixel_blocks = MobileNetV2Features(strides=(4,)) if pixels else None
         self.mobilenet = MobileNetV2Features(strides=(16,), first=4, skip=skip)
         self.expand = ConvBNReLU6(CHANNELS_AT[16], width, 1)
         side = roi // 4
@@ -88,7 +95,12 @@ class MobileNetFaceBranch(nn.Module):
         self.out = nn.Linear(width, features)
         self.map_channels = CHANNELS_AT[16]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, FaceMaps]:
+    def forward(self, x: torch.Tensor, chips: torch.Tensor | None = None) -> tuple[torch.Tensor, FaceMaps]:
+        """x: F_r's face regions; chips: their pixels, normalised as the network's input (with
+        `pixel_blocks` only)."""
+        if (chips is None) != (self.pixel_blocks is None):
+            raise ValueError("the face branch takes the face chips exactly when it was built with pixel blocks")
         projected = self.adapt(x)
-        fmap = self.mobilenet(projected)[0]
+        start = projected if chips is None else (projected + self.pixel_blocks(chips)[0]) / 2
+        fmap = self.mobilenet(start)[0]
         return self.out(self.gdc(self.expand(fmap)).flatten(1)), FaceMaps(projected, fmap)

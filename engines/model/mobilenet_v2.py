@@ -153,4 +153,7 @@ def init_from_imagenet(model, path: Path | None = None) -> int:
     face_blocks = getattr(model.attention.face, "mobilenet", None)
     if face_blocks is not None:
         loaded += load_imagenet(face_blocks, path)
+    pixel_blocks = getattr(model.attention.face, "pixel_blocks", None)
+    if pixel_blocks is not None:  # they take the network's normalised BGR input, as the backbone does
+        loaded += load_imagenet(pixel_blocks, path, bgr_centred=True)
     return loaded

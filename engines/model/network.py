@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engines.model.alignment import fit_frames, landmark_frames
+from engines.model.alignment import fit_frames, fit_teacher_frames, landmark_frames
 from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, level_anchor_shapes
 from engines.model.config import UnifaceConfig
 from engines.model.face_branch import DeepFaceBranch, MobileNetFaceBranch
@@ -35,6 +35,7 @@ class HeadOutputs:
     landmark_deltas: torch.Tensor  # (N, A, 10)
     anchors: torch.Tensor  # (A, 4) cx cy w h
     fr: torch.Tensor  # (N, C_r, H/4, W/4)
+    pixels: torch.Tensor  # (N, 3, H, W): the normalised input, where face-pixel configurations cut chips
 
 
 class Backbone(nn.Module):
@@ -163,7 +164,7 @@ class LandmarkAttention(nn.Module):
                                        cfg.face_features)
         elif cfg.face_branch_kind == "mobilenet":
             self.face = MobileNetFaceBranch(cfg.fr_channels, cfg.face_branch[1], cfg.face_roi, cfg.face_mobilenet_skip,
-                                            cfg.face_features)
+                                            cfg.face_features, pixels=cfg.face_pixels)
         else:
             self.face = RegionBranch(cfg.fr_channels, cfg.face_branch, cfg.branch_pool, cfg.branch_residuals)
         self.parts = nn.ModuleList(RegionBranch(cfg.fr_channels, cfg.landmark_branch, cfg.branch_pool,
@@ -189,10 +190,15 @@ class LandmarkAttention(nn.Module):
         half = half[:, None, None]
         return torch.cat([centres - half, centres + half], dim=-1)
 
-    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index, with_map: bool = False):
+    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index, with_map: bool = False,
+                pixels_stacked=None, pixels_height=None):
         """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels;
-        with_map: also the deep face branch's `FaceMaps` (hint training), else None."""
+        with_map: also the deep face branch's `FaceMaps` (hint training), else None. pixels_stacked,
+        pixels_height: the normalised input images stacked as F_r is (`stack_feature_maps`) and the
+        height of one, for face-pixel configurations."""
         cfg = self.cfg
+        if cfg.face_pixels and pixels_stacked is None:
+            raise ValueError(f"config {cfg.name!r} embeds from the input pixels too: pass them")
         r, stride = boxes.shape[0], cfg.fr_stride
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
         if cfg.face_template is None:
@@ -206,7 +212,18 @@ class LandmarkAttention(nn.Module):
                                  cfg.face_roi, stride, sampling=cfg.face_sampling)
             parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
         face_map = None
-        if isinstance(self.face, (DeepFaceBranch, MobileNetFaceBranch)):
+        if cfg.face_pixels:  # one sample a pixel: the teacher's own aligned chip
+            side = cfg.face_roi * 4
+            chip_origin, chip_u, chip_v = fit_teacher_frames(landmarks, self.face_template)
+            chip_v = cfg.face_aspect * chip_v
+            # as cv2.warpAffine cuts it: chip pixel k at frame coordinate k / side (not its centre,
+            # (k + 0.5) / side), and landmarks in pixel-index coordinates (a pixel's centre at its
+            # index, where sampling puts it at index + 0.5)
+            chip_origin = chip_origin + 0.5 - (chip_u + chip_v) * (0.5 / side)
+            chips = sample_frames(pixels_stacked, pixels_height, chip_origin, chip_u, chip_v, batch_index, side, 1,
+                                  sampling=1)
+            face_feat, face_map = self.face(face, chips)
+        elif isinstance(self.face, (DeepFaceBranch, MobileNetFaceBranch)):
             face_feat, face_map = self.face(face)
         else:
             face_feat = self.face(face)
@@ -258,12 +275,17 @@ class Uniface(nn.Module):
             shapes = getattr(self, f"anchor_shapes_{i}")
             anchors.append(grid_anchors(feat.shape[2], feat.shape[3], stride, shapes))
         p = torch.cat(preds, dim=1)
-        return HeadOutputs(p[..., :2], p[..., 2:6], p[..., 6:], torch.cat(anchors, 0).to(x.device), fr)
+        return HeadOutputs(p[..., :2], p[..., 2:6], p[..., 6:], torch.cat(anchors, 0).to(x.device), fr, x)
 
-    def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index, with_map: bool = False):
+    def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index, with_map: bool = False,
+              pixels: torch.Tensor | None = None):
         """Embeddings for given faces (e.g. teacher boxes and landmarks during training); with_map:
-        (embeddings, the deep face branch's `FaceMaps` or None)."""
-        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map)
+        (embeddings, the deep face branch's `FaceMaps` or None). pixels: the normalised input
+        (`HeadOutputs.pixels`), which face-pixel configurations need."""
+        if pixels is None or not self.cfg.face_pixels:
+            return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map)
+        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map,
+                              stack_feature_maps(pixels), pixels.shape[2])
 
     def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
         """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""
@@ -296,7 +318,8 @@ class Uniface(nn.Module):
         zero = torch.zeros(1, dtype=flat.dtype, device=flat.device)
         source = torch.cat([flat, zero])
         target = torch.cat([flat, zero + n * k])
-        emb = self.embed(out.fr, boxes.reshape(-1, 4)[source], landmarks.reshape(-1, 5, 2)[source], source // k)
+        emb = self.embed(out.fr, boxes.reshape(-1, 4)[source], landmarks.reshape(-1, 5, 2)[source], source // k,
+                         pixels=out.pixels)
         embeddings = torch.zeros(n * k + 1, cfg.embedding_dim, dtype=emb.dtype, device=emb.device)
         embeddings[target] = emb
         embeddings = embeddings[: n * k].reshape(n, k, cfg.embedding_dim)

@@ -181,7 +181,7 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
     if len(boxes):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             student = model.embed(heads.fr, boxes.to(device), lmks.to(device), batch["mimic_index"].to(device),
-                                  with_map=with_map)
+                                  with_map=with_map, pixels=heads.pixels)
         if with_map:
             student, maps = student
         student = student.float()

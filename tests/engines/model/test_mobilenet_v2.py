@@ -155,3 +155,23 @@ def test_ablation_b_starts_both_of_its_networks_from_imagenet(weights):
     detection, recognition = model.backbone.mobilenet.state_dict(), model.recognition_backbone.mobilenet.state_dict()
     assert loaded == len(detection) + len(recognition) + len(model.attention.face.mobilenet.state_dict())
     assert all(torch.equal(detection[k], recognition[k]) for k in detection)
+
+
+def test_face_pixel_blocks_start_from_imagenet_and_compute_the_input_hints_target(weights):
+    """mnv2_s8_mnv2face_px: `--init imagenet` also loads the face branch's pixel blocks (0-3, for the
+    network's BGR input), which then make of a chip exactly what the input hint's teacher does."""
+    from engines.model.config import get_config
+    from engines.model.mobilenet_v2 import init_from_imagenet
+    from engines.model.network import Uniface
+    from engines.train.imagenet_hint import ImageNetInputHint
+
+    model = Uniface(get_config("mnv2_s8_mnv2face_px")).eval()
+    branch = model.attention.face
+    loaded = init_from_imagenet(model, weights)
+    assert loaded == sum(len(m.state_dict()) for m in (model.backbone.mobilenet, branch.mobilenet, branch.pixel_blocks))
+    rgb = torch.from_numpy(cv2.resize(cv2.imread(str(CAT)), (112, 112))[:, :, ::-1].copy()).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        ours = branch.pixel_blocks((rgb.flip(1) - 127.5) / 128.0)[0]  # BGR, normalised as the network's input
+        target = ImageNetInputHint(weights, bf16=False).targets(rgb)
+    assert ours.shape == (1, 24, 28, 28)
+    torch.testing.assert_close(ours, target, atol=1e-4, rtol=1e-4)

@@ -161,6 +161,42 @@ def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(vie
         train(_settings(view_cache, tmp_path / "plain", weights={**asdict(LossWeights()), "hint": 1.0}))
 
 
+def test_a_run_carried_into_a_configuration_that_adds_modules_continues_its_schedule(view_cache, tmp_path):
+    """`scripts/carry_run.py`: the run's last.pt, carried into tiny_mnv2face_px at its step, resumes
+    there with the run's weights, optimiser state and schedule; the added pixel blocks start from
+    ImageNet; a configuration that drops tensors is refused."""
+    from engines.model.mobilenet_v2 import MobileNetV2Features, imagenet_weights_path, load_imagenet
+    from engines.train.carry import carry_checkpoint
+    from engines.train.loop import train
+
+    try:
+        imagenet = imagenet_weights_path()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    run, arm = tmp_path / "run", tmp_path / "arm"
+    assert train(_settings(view_cache, run, config="tiny_mnv2face", steps=4, stop_at=2))["step"] == 2
+    carried = carry_checkpoint(run / "last.pt", "tiny_mnv2face_px", arm / "last.pt")
+    assert carried.step == 2 and carried.added
+    assert all(k.startswith("attention.face.pixel_blocks.") for k in carried.added)
+    source, ckpt = (torch.load(p, weights_only=False) for p in (run / "last.pt", arm / "last.pt"))
+    assert ckpt["config"] == ckpt["settings"]["config"] == "tiny_mnv2face_px" and ckpt["step"] == 2
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in source["state_dict"].items())
+    blocks = MobileNetV2Features((4,))
+    load_imagenet(blocks, imagenet, bgr_centred=True)
+    for k, v in blocks.state_dict().items():
+        assert torch.equal(ckpt["state_dict"][f"attention.face.pixel_blocks.{k}"], v), k
+    # every carried parameter keeps its Adam moments; the added ones have none yet
+    old_state, new_state = source["optimizer"]["state"], ckpt["optimizer"]["state"]
+    assert len(new_state) == len(old_state) > 0
+    moments = sorted(float(s["exp_avg_sq"].sum()) for s in old_state.values())
+    assert moments == sorted(float(s["exp_avg_sq"].sum()) for s in new_state.values())
+    assert train(_settings(view_cache, arm, config="tiny_mnv2face_px", steps=4))["step"] == 4
+    steps = [json.loads(line)["step"] for line in (arm / "train.jsonl").read_text().splitlines()]
+    assert steps[0] == 3  # it went on from step 2
+    with pytest.raises(ValueError, match="does not hold"):
+        carry_checkpoint(arm / "last.pt", "tiny_mnv2face", tmp_path / "back.pt")
+
+
 def test_an_input_hint_run_trains_and_needs_the_mobilenet_branch(view_cache, tmp_path):
     from engines.model.mobilenet_v2 import imagenet_weights_path
     from engines.train.loop import train
