@@ -16,7 +16,10 @@ ckpt=$(printf "step_%06d.pt" "$STEP")
 for jitter in 0 60; do
   for letter in a b c d; do
     if [ "$letter" = a ]; then
-      weights="$ROOT/runs/student_mnv2face/$ckpt" config=mnv2_s8_mnv2face
+      # the long run's own configuration at that step (mnv2_s8_mnv2face up to step 6,000, then _px)
+      weights="$ROOT/runs/student_mnv2face/$ckpt"
+      [ -f "$weights" ] && config=$("$ROOT/.venv/bin/python" -c \
+        "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['config'])" "$weights")
     else
       weights="$ROOT/runs/ablation_$letter/$ckpt" config="mnv2_s8_mnv2face_$letter"
     fi

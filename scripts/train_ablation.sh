@@ -6,7 +6,9 @@
 # the aligned chip, so the ImageNet input hint cannot teach its branch: D trains without it.
 # Resumes like the main run; both cores, nice 10 (run it while the main run is paused or shipped).
 # The main run took the canvas augmentations from step 3,500 on (scripts/train_student.sh): so do
-# these, in a second slice of the same run.
+# these, in a second slice of the same run. Model A is mnv2_s8_mnv2face up to step 6,000 only (then
+# the long run took face pixels, mnv2_s8_mnv2face_px): cut the ablations at 6,000 or before to
+# compare each with A as the paper's table does, one change apart.
 #
 #   scripts/train_ablation.sh b|c|d STOP_AT [extra train options]
 set -euo pipefail

@@ -106,12 +106,29 @@ class TrainItem:
     mimic_identities: np.ndarray  # (m,) int64 identity class of each mimicked face, -1 none
 
 
+def repeated_order(labels: list[ImageLabels], repeats: dict[str, int] | None) -> np.ndarray:
+    """Label index of each dataset item: every image of set S `repeats[S]` times (default once), so
+    a small set (WIDER's crowds among ~60k portraits) makes a larger share of the canvases.
+    ValueError for a set not among the labels or a repeat below 1."""
+    repeats = repeats or {}
+    known = {label.set_name for label in labels}
+    unknown = sorted(set(repeats) - known)
+    if unknown:
+        raise ValueError(f"set repeat for {', '.join(unknown)}: no such set among the labels ({', '.join(sorted(known))})")
+    if any(n < 1 for n in repeats.values()):
+        raise ValueError(f"set repeats must be at least 1, got {repeats}")
+    counts = [repeats.get(label.set_name, 1) for label in labels]
+    return np.repeat(np.arange(len(labels)), counts)
+
+
 class FaceDataset(Dataset):
-    """Each item: one augmented canvas (or mosaic) and its targets; random but seeded per item."""
+    """Each item: one augmented canvas (or mosaic) and its targets; random but seeded per item.
+    repeats: set name -> times each of its images appears (`repeated_order`)."""
 
     def __init__(self, labels: list[ImageLabels], anchors: np.ndarray, settings: AugmentSettings, seed: int = 0,
-                 identities: IdentityTable | None = None):
+                 identities: IdentityTable | None = None, repeats: dict[str, int] | None = None):
         self.labels = labels
+        self.order = repeated_order(labels, repeats)
         self.anchors = anchors
         self.settings = settings
         self.seed = seed
@@ -120,7 +137,7 @@ class FaceDataset(Dataset):
         self.identities = identities  # classes of `labels`' faces, for the identity loss
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.order)
 
     def __getitem__(self, index: int) -> TrainItem:
         rng = np.random.default_rng((self.seed, self.epoch, index))
@@ -129,7 +146,7 @@ class FaceDataset(Dataset):
         if faceless is not None:
             return to_item(finish(faceless_sample(faceless), rng, cfg.flip_p, cfg.dark_p), self.anchors)
         mosaic = bool(rng.random() < cfg.mosaic_p)
-        picks = [index, *rng.integers(0, len(self.labels), 3)] if mosaic else [index]
+        picks = [int(i) for i in self.order[[index, *rng.integers(0, len(self.order), 3)] if mosaic else [index]]]
         samples = [s for s in (sample_of(self.labels, self.identities, i) for i in picks) if s is not None]
         if not samples:
             samples = [faceless_sample(np.zeros((64, 64, 3), np.uint8))]

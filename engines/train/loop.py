@@ -69,6 +69,8 @@ class TrainSettings:
     backdrop_p: float = 0.0  # share of canvases and crops laid on a face-free photo region (`backdrops`)
     faceless_p: float = 0.0  # share of canvases and crops that are only a face-free photo region
     dark_p: float = 0.0  # share of canvases and crops dimmed to a dark room's light
+    native_p: float = 0.0  # share of single-photo canvases cut at about the photo's own scale (`AugmentSettings`)
+    set_repeat: dict = field(default_factory=dict)  # set name -> times each of its images is a canvas source
     identities: str = str(DEFAULT_IDENTITIES)  # CelebA identity_all.txt, for the identity loss (weights["identity"])
     identity_scale: float = 30.0  # CosFace scale s of the identity loss
     identity_margin: float = 0.2  # CosFace margin m of the identity loss
@@ -381,7 +383,8 @@ def train(s: TrainSettings) -> dict:
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
                           AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
                                           turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
-                                          faceless_p=s.faceless_p, dark_p=s.dark_p), seed=s.seed, identities=table)
+                                          faceless_p=s.faceless_p, dark_p=s.dark_p, native_p=s.native_p),
+                          seed=s.seed, identities=table, repeats=s.set_repeat)
     if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
         raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")
     crops = None

@@ -60,6 +60,11 @@ def register(sub) -> None:
     p.add_argument("--dark-p", type=float, default=0.0,
                    help="share of canvases and crops dimmed to a dark room's light, so faces in the dark "
                         "stay faces (0)")
+    p.add_argument("--native-p", type=float, default=0.0,
+                   help="share of single-photo canvases cut at about the photo's own scale (0.4-1.4) instead of "
+                        "the whole photo zoomed to the canvas: crowds' small faces at the size the product sees them (0)")
+    p.add_argument("--set-repeat", action="append", default=[], metavar="SET=N",
+                   help="each image of label set SET is a canvas source N times (repeatable; e.g. wider-odd=8)")
     p.add_argument("--identity-weight", type=float, default=0.0,
                    help="weight of the identity loss: a CosFace margin softmax over the people of the CelebA "
                         "label sets, on the student's embeddings (0: off)")
@@ -133,7 +138,7 @@ def run(args) -> int:
         raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
     for flag, share in (("--letterbox-p", args.letterbox_p), ("--turn-p", args.turn_p),
                         ("--backdrop-p", args.backdrop_p), ("--faceless-p", args.faceless_p),
-                        ("--dark-p", args.dark_p)):
+                        ("--dark-p", args.dark_p), ("--native-p", args.native_p)):
         if not 0 <= share <= 1:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
@@ -165,6 +170,12 @@ def run(args) -> int:
                           input_hint=args.input_hint_weight,
                           **({} if args.mimic_weight is None else {"mimic": args.mimic_weight}))
     roots = dict(v.split("=", 1) for v in args.data_root)
+    set_repeat = {}
+    for item in args.set_repeat:
+        name, _, times = item.partition("=")
+        if not name or not times.isdigit() or int(times) < 1:
+            raise UserError(f"--set-repeat takes SET=N with N >= 1, got {item!r}")
+        set_repeat[name] = int(times)
     settings = TrainSettings(
         labels_dir=str(labels), out_dir=str(args.out), config=args.config,
         sets=args.sets.split(",") if args.sets else None, data_roots=roots, steps=args.steps, batch=args.batch,
@@ -173,7 +184,7 @@ def run(args) -> int:
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
-        dark_p=args.dark_p, identities=str(identities), identity_scale=args.identity_scale,
+        dark_p=args.dark_p, native_p=args.native_p, set_repeat=set_repeat, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,

@@ -50,6 +50,59 @@ def test_augment_keeps_faces_on_canvas():
             assert (s.boxes[:, 2] > s.boxes[:, 0]).all()
 
 
+def _face_scales(settings: AugmentSettings, big: np.ndarray, seeds: range) -> list[float]:
+    """How much the face of a single-photo canvas was scaled, per seed (faces cut off skipped)."""
+    scale_box = FACE_BOX * 3  # the astronaut enlarged 3x: a 1536 px photo, as a crowd photo is large
+    base = Sample(big, scale_box, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool), np.zeros(1, bool))
+    scales = []
+    for seed in seeds:
+        s = augment([base], np.random.default_rng(seed), settings, mosaic=False)
+        if len(s.boxes) and not s.ignore[0]:
+            # the eyes' distance: a box may be cut by the canvas border
+            eyes = np.linalg.norm(s.landmarks[0, 1] - s.landmarks[0, 0])
+            scales.append(float(eyes / np.linalg.norm(FACE_LMK[0, 1] - FACE_LMK[0, 0]) / 3))
+    return scales
+
+
+def test_native_canvases_cut_the_photo_at_about_its_own_scale():
+    """--native-p: a large photo reaches the canvas at 0.4-1.4 of its size, where zooming the whole
+    photo to a 320 px canvas shrinks it to 0.07-0.33; at native_p 0 the canvases are as before."""
+    import cv2
+
+    big = cv2.resize(cv2.imread(str(SAMPLE_IMAGE)), (1536, 1536))
+    zoomed = _face_scales(AugmentSettings(canvas=(320, 320), turn_p=0.0), big, range(40))
+    native = _face_scales(AugmentSettings(canvas=(320, 320), native_p=1.0), big, range(300))  # a crop: often faceless
+    assert zoomed and max(zoomed) < 0.35
+    assert len(native) >= 10 and min(native) >= 0.39 and max(native) <= 1.41 and max(native) > 0.9
+    plain = AugmentSettings(canvas=(160, 128))
+    for seed in range(5):  # no draw is spent at native_p 0: the same canvas as before the option
+        a = augment([Sample(big, FACE_BOX * 3, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool),
+                            np.zeros(1, bool))], np.random.default_rng(seed), plain, mosaic=False)
+        b = augment([Sample(big, FACE_BOX * 3, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool),
+                            np.zeros(1, bool))], np.random.default_rng(seed),
+                    AugmentSettings(canvas=(160, 128), native_p=0.0, native_range=(5.0, 6.0)), mosaic=False)
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
+
+
+def test_set_repeats_make_a_small_set_a_larger_share_of_the_canvases():
+    from dataclasses import replace
+
+    from engines.train.dataset import repeated_order
+
+    labels = [replace(_label(), set_name="portraits") for _ in range(6)] + [replace(_label(), set_name="crowds")] * 2
+    order = repeated_order(labels, {"crowds": 5})
+    assert len(order) == 6 + 2 * 5
+    assert sorted(np.bincount(order, minlength=8).tolist()) == [1] * 6 + [5, 5]
+    assert np.array_equal(repeated_order(labels, None), np.arange(8))
+    with pytest.raises(ValueError, match="no such set"):
+        repeated_order(labels, {"crowd": 5})
+    with pytest.raises(ValueError, match="at least 1"):
+        repeated_order(labels, {"crowds": 0})
+    data = FaceDataset(labels, np.zeros((1, 4), np.float32) + [32, 32, 16, 16], AugmentSettings(canvas=(64, 64)),
+                       repeats={"crowds": 5})
+    assert len(data) == 16
+
+
 def test_letterbox_borders_are_exact_black_and_faces_behind_them_are_cut():
     from engines.train.augment import letterbox_border
 
