@@ -275,6 +275,11 @@ MNV2_S8_DEEP = dataclasses.replace(MNV2_S8_SLIM_ALIGNED, name="mnv2_s8_deep", fa
 # backbone does.
 MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", face_branch=(96, 512),
                                        face_branch_kind="mobilenet", face_sampling=1)
+# MNV2_S8_MNV2FACE whose face branch also sees the aligned chip's pixels through ImageNet's blocks
+# 0-3 (`face_pixels`): issue 24's richer stride-4 input for recognition, and the long run's network
+# from step 6,000 on (the A/B: scripts/ab_pixels.sh, which carries the run's checkpoint over with
+# scripts/carry_run.py).
+MNV2_S8_MNV2FACE_PX = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_px", face_pixels=True)
 # The paper's ablations of MNV2_S8_MNV2FACE (model A), for its table (README, model card). B: two
 # networks, detection's and recognition's, each its own backbone (twice the backbone's cost). C: no
 # top-down fusion, F_r is the stride-16 map alone (MobileNetV2's block 13, the deepest map on which
@@ -282,10 +287,6 @@ MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", fa
 # its feature twice as wide (1024-D, the width of A's 512 + 4 x 128): 2.31M parameters to A's 2.08M,
 # as A's landmark branches hold only 31k (the paper doubled its branch's channels instead, to keep
 # the count; here that would leave D 0.8M more).
-# MNV2_S8_MNV2FACE whose face branch also sees the aligned chip's pixels through ImageNet's blocks
-# 0-3 (`face_pixels`): issue 24's richer stride-4 input for recognition, an A/B on the long run
-# (scripts/ab_pixels.sh, which carries the run's checkpoint over with `scripts/carry_run.py`).
-MNV2_S8_MNV2FACE_PX = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_px", face_pixels=True)
 MNV2_S8_MNV2FACE_B = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_b", shared_backbone=False)
 MNV2_S8_MNV2FACE_C = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_c", fusion=False, fr_stride=16)
 MNV2_S8_MNV2FACE_D = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_d", landmark_attention=False,
