@@ -16,6 +16,5 @@ if [ ! -f "$ARM/last.pt" ]; then
   "$ROOT/.venv/bin/python" "$ROOT/scripts/carry_run.py" --from "${2:-$MAIN/last.pt}" --config mnv2_s8_mnv2face_px \
     --out "$ARM/last.pt"
 fi
-mkdir -p "$ROOT/logs"
-OMP_NUM_THREADS=1 "$ROOT/scripts/train_student.sh" --stop-at "$STOP" --out "$ARM" --config mnv2_s8_mnv2face_px \
-  > "$ROOT/logs/ab_pixels.log" 2>&1
+# the carried last.pt is there, so ab_arm.sh trains it as it stands
+exec "$ROOT/scripts/ab_arm.sh" pixels "$STOP" --config mnv2_s8_mnv2face_px

@@ -50,10 +50,16 @@ def test_augment_keeps_faces_on_canvas():
             assert (s.boxes[:, 2] > s.boxes[:, 0]).all()
 
 
-def _face_scales(settings: AugmentSettings, big: np.ndarray, seeds: range) -> list[float]:
+def _big_astronaut() -> Sample:
+    """The astronaut enlarged 3x: a 1536 px photo, as a crowd photo is large."""
+    import cv2
+
+    big = cv2.resize(cv2.imread(str(SAMPLE_IMAGE)), (1536, 1536))
+    return Sample(big, FACE_BOX * 3, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool), np.zeros(1, bool))
+
+
+def _face_scales(settings: AugmentSettings, base: Sample, seeds: range) -> list[float]:
     """How much the face of a single-photo canvas was scaled, per seed (faces cut off skipped)."""
-    scale_box = FACE_BOX * 3  # the astronaut enlarged 3x: a 1536 px photo, as a crowd photo is large
-    base = Sample(big, scale_box, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool), np.zeros(1, bool))
     scales = []
     for seed in seeds:
         s = augment([base], np.random.default_rng(seed), settings, mosaic=False)
@@ -67,20 +73,16 @@ def _face_scales(settings: AugmentSettings, big: np.ndarray, seeds: range) -> li
 def test_native_canvases_cut_the_photo_at_about_its_own_scale():
     """--native-p: a large photo reaches the canvas at 0.4-1.4 of its size, where zooming the whole
     photo to a 320 px canvas shrinks it to 0.07-0.33; at native_p 0 the canvases are as before."""
-    import cv2
-
-    big = cv2.resize(cv2.imread(str(SAMPLE_IMAGE)), (1536, 1536))
-    zoomed = _face_scales(AugmentSettings(canvas=(320, 320), turn_p=0.0), big, range(40))
-    native = _face_scales(AugmentSettings(canvas=(320, 320), native_p=1.0), big, range(300))  # a crop: often faceless
+    base = _big_astronaut()
+    zoomed = _face_scales(AugmentSettings(canvas=(320, 320), turn_p=0.0), base, range(40))
+    native = _face_scales(AugmentSettings(canvas=(320, 320), native_p=1.0), base, range(300))  # a crop: often faceless
     assert zoomed and max(zoomed) < 0.35
     assert len(native) >= 10 and min(native) >= 0.39 and max(native) <= 1.41 and max(native) > 0.9
     plain = AugmentSettings(canvas=(160, 128))
+    unused_range = AugmentSettings(canvas=(160, 128), native_p=0.0, native_range=(5.0, 6.0))
     for seed in range(5):  # no draw is spent at native_p 0: the same canvas as before the option
-        a = augment([Sample(big, FACE_BOX * 3, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool),
-                            np.zeros(1, bool))], np.random.default_rng(seed), plain, mosaic=False)
-        b = augment([Sample(big, FACE_BOX * 3, FACE_LMK * 3, np.zeros((1, 128), np.float32), np.ones(1, bool),
-                            np.zeros(1, bool))], np.random.default_rng(seed),
-                    AugmentSettings(canvas=(160, 128), native_p=0.0, native_range=(5.0, 6.0)), mosaic=False)
+        a = augment([base], np.random.default_rng(seed), plain, mosaic=False)
+        b = augment([base], np.random.default_rng(seed), unused_range, mosaic=False)
         assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
 
 
