@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from engines.faces import box_sides
-from engines.train.augment import AugmentSettings, Sample, augment, finish
+from engines.train.augment import AugmentSettings, Sample, augment, finish, small_face_grid
 from engines.train.backdrops import backdrop_sources, maybe_backdrop
 from engines.train.labelling import ImageLabels
 from engines.train.targets import match_anchors
@@ -121,6 +121,13 @@ def repeated_order(labels: list[ImageLabels], repeats: dict[str, int] | None) ->
     return np.repeat(np.arange(len(labels)), counts)
 
 
+def with_surroundings(labels: list[ImageLabels], most: float = 0.7) -> np.ndarray:
+    """Per photo, whether it shows its faces with surroundings: each face's side is at most `most`
+    of the photo's long side (face crops fill their photo)."""
+    return np.array([len(l.boxes) > 0 and float(box_sides(l.boxes).max()) <= most * max(l.width, l.height)
+                     for l in labels], bool)
+
+
 class FaceDataset(Dataset):
     """Each item: one augmented canvas (or mosaic) and its targets; random but seeded per item.
     repeats: set name -> times each of its images appears (`repeated_order`)."""
@@ -135,6 +142,9 @@ class FaceDataset(Dataset):
         self.epoch = 0
         self.backdrop_sources = backdrop_sources(labels)  # photos with a face-free region
         self.identities = identities  # classes of `labels`' faces, for the identity loss
+        # small-face grids draw photos with surroundings: a face crop shrunk to 10 px is a patch on a
+        # flat colour, which crowds never show
+        self.grid_order = self.order[with_surroundings(labels)[self.order]] if settings.small_p > 0 else self.order[:0]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -145,6 +155,14 @@ class FaceDataset(Dataset):
         faceless = maybe_backdrop(self.backdrop_sources, cfg.canvas, rng, cfg.faceless_p)
         if faceless is not None:
             return to_item(finish(faceless_sample(faceless), rng, cfg.flip_p, cfg.dark_p), self.anchors)
+        if cfg.small_p > 0 and rng.random() < cfg.small_p:  # no draw at 0: earlier runs' canvases stay
+            cells = int(rng.choice(cfg.small_cells))
+            pool = self.grid_order if len(self.grid_order) else self.order
+            picks = [int(i) for i in pool[rng.integers(0, len(pool), cells * cells)]]
+            samples = [sample_of(self.labels, self.identities, i) for i in picks]
+            samples = [s if s is not None else faceless_sample(np.zeros((64, 64, 3), np.uint8)) for s in samples]
+            backdrop = maybe_backdrop(self.backdrop_sources, cfg.canvas, rng, cfg.backdrop_p)
+            return to_item(small_face_grid(samples, rng, cfg, backdrop), self.anchors)
         mosaic = bool(rng.random() < cfg.mosaic_p)
         picks = [int(i) for i in self.order[[index, *rng.integers(0, len(self.order), 3)] if mosaic else [index]]]
         samples = [s for s in (sample_of(self.labels, self.identities, i) for i in picks) if s is not None]

@@ -70,6 +70,7 @@ class TrainSettings:
     faceless_p: float = 0.0  # share of canvases and crops that are only a face-free photo region
     dark_p: float = 0.0  # share of canvases and crops dimmed to a dark room's light
     native_p: float = 0.0  # share of single-photo canvases cut at about the photo's own scale (`AugmentSettings`)
+    small_p: float = 0.0  # share of canvases that are a grid of small faces (`augment.small_face_grid`)
     set_repeat: dict = field(default_factory=dict)  # set name -> times each of its images is a canvas source
     identities: str = str(DEFAULT_IDENTITIES)  # CelebA identity_all.txt, for the identity loss (weights["identity"])
     identity_scale: float = 30.0  # CosFace scale s of the identity loss
@@ -383,7 +384,8 @@ def train(s: TrainSettings) -> dict:
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
                           AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
                                           turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
-                                          faceless_p=s.faceless_p, dark_p=s.dark_p, native_p=s.native_p),
+                                          faceless_p=s.faceless_p, dark_p=s.dark_p, native_p=s.native_p,
+                                          small_p=s.small_p),
                           seed=s.seed, identities=table, repeats=s.set_repeat)
     if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
         raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")

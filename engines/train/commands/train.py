@@ -63,6 +63,9 @@ def register(sub) -> None:
     p.add_argument("--native-p", type=float, default=0.0,
                    help="share of single-photo canvases cut at about the photo's own scale (0.4-1.4) instead of "
                         "the whole photo zoomed to the canvas: crowds' small faces at the size the product sees them (0)")
+    p.add_argument("--small-p", type=float, default=0.0,
+                   help="share of canvases that are a grid of 2x2 to 4x4 windows, each on a photo scaled so that "
+                        "one of its faces is 8-64 px: small faces for the smallest anchors (0)")
     p.add_argument("--set-repeat", action="append", default=[], metavar="SET=N",
                    help="each image of label set SET is a canvas source N times (repeatable; e.g. wider-odd=8)")
     p.add_argument("--identity-weight", type=float, default=0.0,
@@ -138,7 +141,8 @@ def run(args) -> int:
         raise UserError("--relation-weight must be >= 0 and --relation-temp > 0")
     for flag, share in (("--letterbox-p", args.letterbox_p), ("--turn-p", args.turn_p),
                         ("--backdrop-p", args.backdrop_p), ("--faceless-p", args.faceless_p),
-                        ("--dark-p", args.dark_p), ("--native-p", args.native_p)):
+                        ("--dark-p", args.dark_p), ("--native-p", args.native_p),
+                        ("--small-p", args.small_p)):
         if not 0 <= share <= 1:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
@@ -184,7 +188,7 @@ def run(args) -> int:
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
-        dark_p=args.dark_p, native_p=args.native_p, set_repeat=set_repeat, identities=str(identities), identity_scale=args.identity_scale,
+        dark_p=args.dark_p, native_p=args.native_p, small_p=args.small_p, set_repeat=set_repeat, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,

@@ -86,6 +86,76 @@ def test_native_canvases_cut_the_photo_at_about_its_own_scale():
         assert np.array_equal(a.image, b.image) and np.array_equal(a.boxes, b.boxes)
 
 
+def test_small_face_grids_shrink_a_face_of_each_photo_into_its_window():
+    """--small-p: each window shows its photo with the drawn face 8-64 px (by the eyes, as a box
+    may be cut by the window); the smallest anchors get positives."""
+    from engines.train.augment import small_face_grid
+
+    base = _big_astronaut()
+    settings = AugmentSettings(canvas=(320, 320), turn_p=0.0, flip_p=0.0)
+    eyes_per_side = np.linalg.norm(FACE_LMK[0, 1] - FACE_LMK[0, 0]) / float(np.sqrt(90 * 115))
+    sides = []
+    for seed in range(12):
+        n = (2, 3, 4)[seed % 3]
+        s = small_face_grid([base] * (n * n), np.random.default_rng(seed), settings)
+        assert s.image.shape == (320, 320, 3) and len(s.boxes) <= n * n
+        assert len(s.boxes) == len(s.landmarks) == len(s.mimic) == len(s.ignore) == len(s.identities)
+        sides += [float(np.linalg.norm(lmk[1] - lmk[0]) / eyes_per_side) for lmk in s.landmarks]
+    assert len(sides) >= 40 and min(sides) > 7.5 and max(sides) < 65
+    assert np.mean(np.array(sides) < 24) > 0.3  # log-uniform over 8-64: about half below 23 px
+    model = Uniface(TINY)
+    anchors = model.forward_heads(torch.zeros(1, 3, 320, 320)).anchors.numpy()
+    grid = small_face_grid([base] * 16, np.random.default_rng(0), settings)
+    labels = match_anchors(anchors, grid.boxes, grid.landmarks, grid.ignore).labels
+    assert (labels[anchors[:, 2] <= 16] == 1).sum() >= 4  # TINY's smallest anchors are 16 px
+
+
+def test_place_window_pastes_only_into_its_window_with_the_labels_on_the_pixels():
+    """A white face box on a black photo, scaled and cut by a window: the box lands on white pixels,
+    nothing is painted outside the window, and a face cut to a sliver is dropped."""
+    from engines.train.augment import place_window
+
+    photo = np.zeros((600, 800, 3), np.uint8)
+    boxes = np.array([[100, 100, 200, 220], [700, 500, 790, 590]], np.float32)
+    for x1, y1, x2, y2 in boxes.astype(int):
+        photo[y1:y2, x1:x2] = 255
+    lmk = np.repeat(((boxes[:, :2] + boxes[:, 2:]) / 2)[:, None], 5, 1)
+    s = Sample(photo, boxes, lmk, np.zeros((2, 128), np.float32), np.ones(2, bool), np.zeros(2, bool))
+    canvas = np.full((200, 300, 3), 77, np.uint8)
+    window = (100, 50, 200, 150)
+    out = place_window(s, canvas, 0.2, 100 - 150 * 0.2 + 50, 50 - 160 * 0.2 + 50, window)  # face 1 centred
+    assert len(out.boxes) == 1  # the second face falls outside the window
+    x1, y1, x2, y2 = out.boxes[0]
+    assert abs((x2 - x1) - 20) < 1 and abs((y2 - y1) - 24) < 1 and abs((x1 + x2) / 2 - 150) < 1
+    inner = canvas[int(y1) + 2 : int(y2) - 2, int(x1) + 2 : int(x2) - 2]
+    assert inner.min() == 255
+    assert canvas[int(y1) - 3, int(x1) + 5].max() == 0  # the photo's black just above the face
+    outside = np.ones(canvas.shape[:2], bool)
+    outside[50:150, 100:200] = False
+    assert (canvas[outside] == 77).all()
+
+
+def test_small_face_grids_draw_photos_with_surroundings_and_cost_nothing_when_off():
+    from dataclasses import replace
+
+    from engines.train.dataset import with_surroundings
+
+    crop = replace(_label(), width=100, height=120, boxes=np.array([[0, 0, 95, 118]], np.float32))
+    labels = [_label(0), crop, replace(_label(), boxes=np.zeros((0, 4), np.float32))]
+    assert with_surroundings(labels).tolist() == [True, False, False]
+    model = Uniface(TINY)
+    anchors = model.forward_heads(torch.zeros(1, 3, 128, 160)).anchors.numpy()
+    plain = FaceDataset([_label(0), _label(1)], anchors, AugmentSettings(canvas=(160, 128)), seed=3)
+    off = FaceDataset([_label(0), _label(1)], anchors, AugmentSettings(canvas=(160, 128), small_p=0.0,
+                                                                      small_range=(30.0, 31.0)), seed=3)
+    for i in range(2):  # no draw is spent at small_p 0: the same canvases as before the option
+        assert np.array_equal(plain[i].image, off[i].image) and np.array_equal(plain[i].labels, off[i].labels)
+    grids = FaceDataset([_label(0), _label(1)], anchors, AugmentSettings(canvas=(160, 128), small_p=1.0), seed=3)
+    assert len(grids.grid_order) == 2
+    item = grids[0]
+    assert item.image.shape == (128, 160, 3) and (item.labels == 1).sum() >= 1
+
+
 def test_set_repeats_make_a_small_set_a_larger_share_of_the_canvases():
     from dataclasses import replace
 
