@@ -99,6 +99,11 @@ class UnifaceConfig:
     # shared stride-4 stem is the detector's cheap one (MODEL.md: ImageNet's MobileNetV2 on pixel
     # crops). Per face about 19M MACs more; the landmark regions still sample F_r alone.
     face_pixels: bool = False
+    # Inverted residual blocks (32 -> 128 -> 32, each starting as the identity) after our own
+    # stride-8 stage (mobilenet_first 7): the smallest anchors' level otherwise reads a map three
+    # layers deep (a ~31 px receptive field with its head), where faces of 8-24 px need context.
+    # About 45M MACs a block at 640 x 480.
+    s8_blocks: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -136,6 +141,8 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: a face template has 5 landmarks, got {len(self.face_template)}")
         if self.backbone not in ("separable", "mobilenet_v2"):
             raise ValueError(f"{self.name}: unknown backbone {self.backbone!r}")
+        if self.s8_blocks and (self.backbone != "mobilenet_v2" or self.mobilenet_first != 7):
+            raise ValueError(f"{self.name}: stride-8 blocks follow our own stride-8 stage (MobileNetV2 from block 7)")
         if self.mobilenet_first not in (0, 4, 7):
             raise ValueError(f"{self.name}: MobileNetV2 can start at block 0, 4 or 7, not {self.mobilenet_first}")
         if self.backbone == "mobilenet_v2" and tuple(s.channels for s in self.stages[:4]) != (24, 32, 96, 320):
@@ -280,6 +287,10 @@ MNV2_S8_MNV2FACE = dataclasses.replace(MNV2_S8_DEEP, name="mnv2_s8_mnv2face", fa
 # from step 6,000 on (the A/B: scripts/ab_pixels.sh, which carries the run's checkpoint over with
 # scripts/carry_run.py).
 MNV2_S8_MNV2FACE_PX = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_px", face_pixels=True)
+# MNV2_S8_MNV2FACE_PX with two inverted residual blocks after its own stride-8 stage (`s8_blocks`):
+# depth and context for the smallest faces' level. Carried from MNV2_S8_MNV2FACE_PX's weights, where
+# the blocks start as the identity (scripts/carry_run.py).
+MNV2_S8_MNV2FACE_PX_D8 = dataclasses.replace(MNV2_S8_MNV2FACE_PX, name="mnv2_s8_mnv2face_px_d8", s8_blocks=2)
 # The paper's ablations of MNV2_S8_MNV2FACE (model A), for its table (README, model card). B: two
 # networks, detection's and recognition's, each its own backbone (twice the backbone's cost). C: no
 # top-down fusion, F_r is the stride-16 map alone (MobileNetV2's block 13, the deepest map on which
@@ -301,7 +312,7 @@ TINY_MNV2FACE_C = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_c", fus
 TINY_MNV2FACE_D = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_d", landmark_attention=False, face_template=None)
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
                                MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE,
-                               MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
+                               MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
                                TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_PX, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
                                TINY_MNV2FACE_D)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default

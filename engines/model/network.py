@@ -18,7 +18,7 @@ from engines.model.anchors import decode_boxes, decode_landmarks, grid_anchors, 
 from engines.model.config import UnifaceConfig
 from engines.model.face_branch import DeepFaceBranch, MobileNetFaceBranch
 from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
-from engines.model.mobilenet_v2 import MobileNetV2Features
+from engines.model.mobilenet_v2 import InvertedResidual, MobileNetV2Features
 from engines.model.nms import cluster_nms
 from engines.model.roi import roi_align, sample_frames, stack_feature_maps
 
@@ -60,6 +60,9 @@ class Backbone(nn.Module):
                     stem.append(SeparableConv(cin, spec.channels, stride=2))
                     cin = spec.channels
             self.stem = nn.ModuleList(stem)
+            # after the stride-8 stem layer (a separate list: the stem's parameter names stay)
+            self.s8_blocks = nn.Sequential(*(identity_inverted_residual(cfg.stages[1].channels)
+                                             for _ in range(cfg.s8_blocks)))
             own_specs, cin = cfg.stages[4:], cfg.stages[3].channels
         else:
             self.stem = ConvBNReLU(3, cfg.stem_channels, 3, 2)
@@ -77,6 +80,8 @@ class Backbone(nn.Module):
             feats = []
             for i, layer in enumerate(self.stem):  # our own strides before MobileNetV2's first block
                 x = layer(x)
+                if i == 2:
+                    x = self.s8_blocks(x)
                 if i:
                     feats.append(x)
             feats += self.mobilenet(x)
@@ -88,6 +93,14 @@ class Backbone(nn.Module):
             x = stage(x)
             feats.append(x)
         return feats
+
+
+def identity_inverted_residual(channels: int, expansion: int = 4) -> InvertedResidual:
+    """A MobileNetV2 block x + f(x) whose last batch norm's scale is zero: it starts as the identity,
+    so adding it to a trained network changes nothing until it learns."""
+    block = InvertedResidual(channels, channels, 1, expansion)
+    nn.init.zeros_(block.conv[-1].weight)
+    return block
 
 
 class TopDown(nn.Module):
