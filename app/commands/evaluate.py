@@ -247,12 +247,14 @@ def run_widerface(args) -> int:
     engine = spec()
     try:
         info = engine.info
+        # recall by face size at the score the product draws boxes at
+        own_score = getattr(engine, "score_threshold", None)
         if workers > 1:
             engine.close()
         try:
             result = evaluate_widerface(args.images, gt, spec, engine=engine, workers=workers,
                                         score_threshold=args.min_score, limit=args.limit, progress=not args.quiet,
-                                        original_sizes=sizes)
+                                        original_sizes=sizes, size_score=own_score)
         except FileNotFoundError as exc:
             raise UserError(f"{exc} (check --images and --gt)") from None
     finally:
@@ -272,12 +274,17 @@ def run_widerface(args) -> int:
             "resized_images": result.resized,
             "rescaled_images": result.rescaled,
             "min_score": args.min_score,
+            "recall_by_size": {"score": result.by_size_score,
+                               "bins": [{"size": b.label, "faces": b.faces, "recalled": b.recalled} for b in result.by_size]},
             **_info_dict(info),
         }))
         return 0
     print(f"WIDER FACE val AP over {result.images} images  [{info.engine}/{info.backend} {info.model_id}]")
     print(f"  easy {result.easy:.4f}  medium {result.medium:.4f}  hard {result.hard:.4f}  "
           f"(faces counted: {result.faces['easy']}/{result.faces['medium']}/{result.faces['hard']})")
+    if result.by_size:
+        print(f"  faces found at the model's score {result.by_size_score:g} (IoU >= 0.5), by the box's longer side: "
+              + ", ".join(f"{b.label} {b.recalled}/{b.faces}" for b in result.by_size if b.faces))
     if result.rescaled:
         print(f"  {result.rescaled} images were resized copies; detections mapped to the sizes from --sizes")
     if result.resized:

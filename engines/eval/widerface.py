@@ -24,6 +24,8 @@ from engines.faces import Faces
 SETTINGS = ("easy", "medium", "hard")
 THRESHOLDS = 1000
 IOU = 0.5
+# face size bins (the longer side of the ground-truth box, original pixels) for `recall_by_size`
+SIZE_EDGES = (0, 10, 16, 24, 32, 64, 128, float("inf"))
 
 
 @dataclass(slots=True)
@@ -50,6 +52,28 @@ class WiderResult:
     # meaningless unless their original sizes are given
     resized: int = 0
     rescaled: int = 0  # images whose detections were mapped to their original size
+    # the hard setting's faces (all that count) by size, recalled at the model's own score
+    # threshold: where a detector's misses are, which the three APs hide
+    by_size: list["SizeRecall"] = field(default_factory=list)
+    by_size_score: float | None = None  # the score threshold of `by_size`
+
+
+@dataclass(frozen=True, slots=True)
+class SizeRecall:
+    """Faces of one size bin and how many a detection at the threshold recalls (IoU >= 0.5)."""
+
+    low: float
+    high: float  # inf for the last bin
+    faces: int
+    recalled: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.low:g}-{self.high:g} px" if np.isfinite(self.high) else f">={self.low:g} px"
+
+    @property
+    def recall(self) -> float:
+        return self.recalled / self.faces if self.faces else float("nan")
 
 
 def read_sizes(path: Path) -> dict[str, tuple[int, int]]:
@@ -204,6 +228,30 @@ def average_precision(preds: list[np.ndarray], gts: list[GroundTruth]) -> dict[s
     return aps
 
 
+def recall_by_size(preds: list[np.ndarray], gts: list[GroundTruth], min_score: float, setting: str = "hard",
+                   edges: tuple[float, ...] = SIZE_EDGES) -> list[SizeRecall]:
+    """Per size bin (the longer side of a face's ground-truth box, in `edges`), the faces of
+    `setting` and how many have a detection of score >= min_score at IoU >= 0.5 (any detection:
+    this asks whether a face was found, not how the detections rank, which AP answers).
+    preds: per image (n, 5) x y w h raw score, in the ground truth's pixels."""
+    faces = np.zeros(len(edges) - 1, int)
+    recalled = np.zeros(len(edges) - 1, int)
+    for pred, gt in zip(preds, gts):
+        g = gt.boxes[gt.keep[setting]].astype(np.float64)
+        if not len(g):
+            continue
+        side = g[:, 2:].max(1)
+        g[:, 2:] += g[:, :2]
+        p = pred[pred[:, 4] >= min_score, :4].astype(np.float64)
+        p[:, 2:] += p[:, :2]
+        found = (overlaps(p, g) >= IOU).any(0) if len(p) else np.zeros(len(g), bool)
+        which = np.digitize(side, edges[1:-1])  # bin index, 0 .. len(edges) - 2
+        np.add.at(faces, which, 1)
+        np.add.at(recalled, which, found.astype(int))
+    return [SizeRecall(float(lo), float(hi), int(n), int(r))
+            for lo, hi, n, r in zip(edges[:-1], edges[1:], faces, recalled)]
+
+
 def faces_to_pred(faces: Faces) -> np.ndarray:
     """Faces -> (n, 5) x y w h score."""
     b = faces.boxes.astype(np.float64)
@@ -225,12 +273,14 @@ def evaluate_widerface(
     progress: bool = True,
     original_sizes: dict[str, tuple[int, int]] | None = None,
     on_image: Callable[[str, np.ndarray], None] | None = None,
+    size_score: float | None = None,
 ) -> WiderResult:
     """Detect faces in every val image found in images_dir and compute easy/medium/hard AP.
 
     original_sizes: NAME -> (width, height) of the original image, for resized copies:
     detections are scaled to it before matching the ground truth.
     on_image(name, pred): called with each image's (n, 5) x y w h score, in original pixels.
+    size_score: the score threshold for `WiderResult.by_size` (None: not computed).
     """
     from tqdm import tqdm
 
@@ -269,4 +319,6 @@ def evaluate_widerface(
         detections=int(sum(len(p) for p in preds)),
         resized=resized,
         rescaled=rescaled,
+        by_size=recall_by_size(preds, gt_list, size_score) if size_score is not None else [],
+        by_size_score=size_score,
     )

@@ -170,6 +170,21 @@ def test_ap_duplicate_detection_is_a_false_positive():
     assert aps["easy"] == pytest.approx(0.5 + 0.5 * 2 / 3)
 
 
+def test_recall_by_size_counts_found_faces_per_size_bin():
+    from engines.eval.widerface import recall_by_size
+
+    faces = [[10, 10, 18, 17], [100, 10, 140, 60], [200, 10, 240, 60], [300, 10, 400, 130]]  # 8, 50, 50, 120 px
+    gt = _gt(faces, [0, 1, 2, 3])
+    pred = _pred([faces[0], faces[1], faces[2], [500, 500, 540, 550]], [0.9, 0.8, 0.3, 0.99])
+    bins = {b.label: (b.recalled, b.faces) for b in recall_by_size([pred], [gt], min_score=0.5)}
+    assert bins["0-10 px"] == (1, 1) and bins["32-64 px"] == (1, 2)  # the 0.3 detection is below the score
+    assert bins["64-128 px"] == (0, 1) and bins["10-16 px"] == (0, 0)  # a false positive recalls nothing
+    assert sum(f for _, f in bins.values()) == 4
+    only_two = _gt(faces, [1, 3])  # faces outside the setting are not counted
+    assert sum(b.faces for b in recall_by_size([pred], [only_two], 0.5)) == 2
+    assert sum(b.recalled for b in recall_by_size([pred[:0]], [gt], 0.5)) == 0  # no detection at all
+
+
 def test_read_sizes(tmp_path):
     (tmp_path / "sizes.txt").write_text("# name w h\na.jpg 1024 768\nb,1024,1366\n")
     assert read_sizes(tmp_path / "sizes.txt") == {"a": (1024, 768), "b": (1024, 1366)}
@@ -366,6 +381,9 @@ def test_eval_widerface_cascade_reaches_its_published_level(capsys):
     res = json.loads(out)
     assert res["images"] == 50 and res["resized_images"] == 0
     assert res["easy"] >= 0.82 and res["medium"] >= 0.78 and res["hard"] >= 0.70, res
+    by_size = {b["size"]: b for b in res["recall_by_size"]["bins"]}
+    assert sum(b["faces"] for b in by_size.values()) == res["faces"]["hard"]
+    assert by_size["64-128 px"]["recalled"] >= 0.8 * by_size["64-128 px"]["faces"]  # YuNet finds mid-size faces
 
 
 def _write_wider_gt(folder: Path, event: str, names: list[str], boxes: list[np.ndarray]) -> Path:
