@@ -28,6 +28,7 @@ from engines.train.imagenet_hint import ImageNetInputHint
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
+from engines.train.official_boxes import merge_official_boxes, read_official_boxes
 from engines.train.sface_teacher import SFaceTeacher, teacher_chips
 from engines.model.mobilenet_v2 import init_from_imagenet
 from engines.train.validate import validate
@@ -71,6 +72,7 @@ class TrainSettings:
     dark_p: float = 0.0  # share of canvases and crops dimmed to a dark room's light
     native_p: float = 0.0  # share of single-photo canvases cut at about the photo's own scale (`AugmentSettings`)
     small_p: float = 0.0  # share of canvases that are a grid of small faces (`augment.small_face_grid`)
+    official_boxes: str = ""  # a WIDER FACE ground-truth .mat whose boxes join the training labels (`official_boxes`)
     set_repeat: dict = field(default_factory=dict)  # set name -> times each of its images is a canvas source
     identities: str = str(DEFAULT_IDENTITIES)  # CelebA identity_all.txt, for the identity loss (weights["identity"])
     identity_scale: float = 30.0  # CosFace scale s of the identity loss
@@ -300,6 +302,10 @@ def train(s: TrainSettings) -> dict:
     labels = (load_view_labels if views else load_labels)(Path(s.labels_dir), s.sets, roots)
     split = split_labels(labels, s.val_images)
     train_labels, val_labels = split.train, split.validation
+    if s.official_boxes:  # training images only: validation measures against the teacher
+        train_labels, merged = merge_official_boxes(train_labels, read_official_boxes(Path(s.official_boxes)))
+        log.info("official boxes: %d images, %d teacher faces confirmed, %d faces added without landmarks",
+                 merged.images, merged.confirmed, merged.added)
     if not train_labels:
         raise ValueError(f"no labelled images with faces under {s.labels_dir}; run `main.py label` first")
     log.info("training on %d images (%d left out: the teacher found no face), validating on %d (device %s)",

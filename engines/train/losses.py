@@ -37,7 +37,9 @@ def detection_losses(logits, box_deltas, lmk_deltas, labels, box_t, lmk_t) -> di
     neg = (rank < k) & (labels == 0)
     cls = ce[pos | neg].sum() / num_pos
     box = F.smooth_l1_loss(box_deltas[pos], box_t[pos], reduction="sum") / num_pos
-    lmk = F.smooth_l1_loss(lmk_deltas[pos], lmk_t[pos], reduction="sum") / num_pos
+    # faces without landmarks (NaN targets: official boxes the teacher missed) teach class and box only
+    marked = pos & torch.isfinite(lmk_t).all(-1)
+    lmk = F.smooth_l1_loss(lmk_deltas[marked], lmk_t[marked], reduction="sum") / marked.sum().clamp(min=1).float()
     return {"cls": cls, "box": box, "landmarks": lmk}
 
 

@@ -66,6 +66,9 @@ def register(sub) -> None:
     p.add_argument("--small-p", type=float, default=0.0,
                    help="share of canvases that are a grid of 2x2 to 4x4 windows, each on a photo scaled so that "
                         "one of its faces is 8-64 px: small faces for the smallest anchors (0)")
+    p.add_argument("--official-boxes", type=Path, default=None, metavar="MAT",
+                   help="a WIDER FACE ground truth (wider_face_val.mat): its boxes join the labels of the training "
+                        "images it covers (the odd-event val images), faces the teacher missed without landmarks")
     p.add_argument("--set-repeat", action="append", default=[], metavar="SET=N",
                    help="each image of label set SET is a canvas source N times (repeatable; e.g. wider-odd=8)")
     p.add_argument("--identity-weight", type=float, default=0.0,
@@ -147,6 +150,8 @@ def run(args) -> int:
             raise UserError(f"{flag} must be between 0 and 1")
     if not 0 <= args.turn_degrees <= 90:
         raise UserError("--turn-degrees must be between 0 and 90")
+    if args.official_boxes is not None and not args.official_boxes.is_file():
+        raise UserError(f"--official-boxes: no file {args.official_boxes}")
     if args.identity_weight < 0 or args.hint_weight < 0 or args.input_hint_weight < 0:
         raise UserError("--identity-weight, --hint-weight and --input-hint-weight must be >= 0")
     if args.stop_at < 0:
@@ -188,7 +193,7 @@ def run(args) -> int:
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,
         crop_context=args.crop_context, relation_temp=args.relation_temp, letterbox_p=args.letterbox_p,
         turn_p=args.turn_p, turn_degrees=args.turn_degrees, backdrop_p=args.backdrop_p, faceless_p=args.faceless_p,
-        dark_p=args.dark_p, native_p=args.native_p, small_p=args.small_p, set_repeat=set_repeat, identities=str(identities), identity_scale=args.identity_scale,
+        dark_p=args.dark_p, native_p=args.native_p, small_p=args.small_p, official_boxes=str(args.official_boxes or ""), set_repeat=set_repeat, identities=str(identities), identity_scale=args.identity_scale,
         identity_margin=args.identity_margin, identity_min_images=args.identity_min_images,
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
