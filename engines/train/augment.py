@@ -194,7 +194,8 @@ class AugmentSettings:
     native_range: tuple[float, float] = (0.4, 1.4)
     # share of canvases that are a grid of small windows, each on one photo scaled so that one of
     # its faces is drawn from small_range (`small_face_grid`): the stride-8 anchors otherwise see
-    # ~3 positives a canvas against ~18 at stride 32, while 80% of WIDER's hard faces are 8-32 px
+    # ~2.5 positives a canvas against ~16 at stride 32 (`scripts/canvas_positives.py`), while 81% of
+    # WIDER's hard faces are 10-32 px
     small_p: float = 0.0
     small_range: tuple[float, float] = (8.0, 64.0)  # face side in canvas pixels, drawn log-uniform
     small_cells: tuple[int, ...] = (2, 3, 4)  # windows per side, one drawn per canvas
