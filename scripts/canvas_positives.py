@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Positive anchors per training canvas at each detection level, as a run's canvas stream makes
-them (its settings.json: label cache, sets, canvas and augmentation options), optionally with some
+them (its settings.json: label cache, sets, canvas and augmentation options; the cached labels,
+without `--official-boxes`), optionally with some
 options changed: which face sizes the stream teaches, level by level.
 
     scripts/canvas_positives.py --run runs/student_mnv2face [--canvases 300] [--small-p 0.3]
@@ -18,13 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main() -> int:
+    import dataclasses
+
     import torch
 
     from engines.model.config import get_config
     from engines.model.network import Uniface
-    from engines.train.augment import AugmentSettings
     from engines.train.dataset import FaceDataset, split_labels
-    from engines.train.loop import _anchors
+    from engines.train.loop import TrainSettings, _anchors, augment_settings
     from engines.train.view_labels import load_view_labels
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -32,17 +34,16 @@ def main() -> int:
     p.add_argument("--canvases", type=int, default=300)
     p.add_argument("--small-p", type=float, default=None, help="instead of the run's own")
     args = p.parse_args()
-    s = json.loads((args.run / "settings.json").read_text())
-    labels = load_view_labels(Path(s["labels_dir"]), s["sets"], None)
-    train = split_labels(labels, s["val_images"]).train
-    cfg = get_config(s["config"])
-    canvas = tuple(s["canvas"])
+    s = TrainSettings(**json.loads((args.run / "settings.json").read_text()))
+    if args.small_p is not None:
+        s = dataclasses.replace(s, small_p=args.small_p)
+    labels = load_view_labels(Path(s.labels_dir), s.sets, None)
+    train = split_labels(labels, s.val_images).train
+    cfg = get_config(s.config)
+    canvas = tuple(s.canvas)
     anchors = _anchors(Uniface(cfg), canvas, torch.device("cpu"))
-    augment = AugmentSettings(canvas=canvas, letterbox_p=s["letterbox_p"], turn_p=s["turn_p"],
-                              turn_degrees=s["turn_degrees"], backdrop_p=s["backdrop_p"], faceless_p=s["faceless_p"],
-                              dark_p=s["dark_p"], native_p=s.get("native_p", 0.0),
-                              small_p=s.get("small_p", 0.0) if args.small_p is None else args.small_p)
-    dataset = FaceDataset(train, anchors, augment, seed=s["seed"], repeats=s.get("set_repeat") or None)
+    augment = augment_settings(s)
+    dataset = FaceDataset(train, anchors, augment, seed=s.seed, repeats=s.set_repeat or None)
     w, h = canvas
     per_level = [-(-w // st) * -(-h // st) * n for st, n in zip(cfg.strides, cfg.anchors_per_cell)]
     edges = np.cumsum([0, *per_level])

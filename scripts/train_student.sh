@@ -29,7 +29,7 @@
 # from step 9,000 the network is mnv2_s8_mnv2face_px_d8, whose own stride-8 stage has two more blocks
 # (the third arm of that A/B, carried at step 8,000 with the grids: at step 9,000, against the grids
 # alone, WIDER's 16-24 px faces with an anchor above 0.3 17% against 1%, hard AP 0.099 against 0.080
-# at 1024x768; the run continues from that arm's step 9,000). From step 9,000 WIDER's official boxes
+# at 1024x768; the run continues from that arm's step 9,000). From step 9,500 WIDER's official boxes
 # join the odd-event photos' labels (scripts/ab_arm.sh official 9500 --official-boxes MAT: 5,665
 # faces YuNet missed there had been trained as background; at step 9,500 WIDER's 16-24 px faces with
 # an anchor above 0.3 27% against 22%, hard AP 0.107 against 0.104 and easy / medium 0.604 / 0.359

@@ -5,7 +5,7 @@ score threshold), then per size bin the share of faces whose best score reaches 
 
 `eval widerface` says which faces are found at the model's threshold; this says how far below it
 the missed ones are, which moves long before the AP does. The image sits in the network's input as
-the product places it (top-left, never enlarged).
+the product places it (`engines.preprocess.letterbox_batch`, never enlarged).
 
     scripts/wider_scores_by_size.py --config C --weights W [--input-size 1024x768] [--images DIR]
 """
@@ -25,9 +25,11 @@ def main() -> int:
     import cv2
     import torch
 
+    from engines.backends.uniface import DEFAULT_MAX_UPSCALE
     from engines.eval.widerface import SIZE_EDGES, find_images, load_ground_truth, overlaps
     from engines.model.anchors import decode_boxes
     from engines.model.weights import load_model
+    from engines.preprocess import letterbox_batch
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -40,14 +42,10 @@ def main() -> int:
     found = find_images(args.images, load_ground_truth(args.images / "wider_face_val.mat"))
     sides, best = [], []
     for gt, path in found:
-        image = cv2.imread(str(path))
-        h, w = image.shape[:2]
-        scale = min(1.0, width / w, height / h)
-        canvas = np.zeros((height, width, 3), np.uint8)
-        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        canvas[: small.shape[0], : small.shape[1]] = small
+        batch, (placed,) = letterbox_batch([cv2.imread(str(path))], (width, height), max_scale=DEFAULT_MAX_UPSCALE)
+        scale = placed.scale
         with torch.no_grad():
-            out = model.forward_heads(model.normalise(torch.from_numpy(canvas)[None]))
+            out = model.forward_heads(model.normalise(torch.from_numpy(batch)))
         scores = out.logits.softmax(-1)[0, :, 1]
         keep = scores > 0.01
         boxes = decode_boxes(out.box_deltas[0][keep], out.anchors[keep]).numpy() / scale

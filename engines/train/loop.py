@@ -195,6 +195,13 @@ def _batch_losses(model: Uniface, batch: dict, device: torch.device, jitter: flo
     return StreamOutput(losses, student, target, batch["mimic_identities"].to(device), lmks, maps)
 
 
+def augment_settings(s: TrainSettings) -> AugmentSettings:
+    """The canvas stream's augmentation as the run's settings ask for it."""
+    return AugmentSettings(canvas=tuple(s.canvas), letterbox_p=s.letterbox_p, turn_p=s.turn_p,
+                           turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p, faceless_p=s.faceless_p,
+                           dark_p=s.dark_p, native_p=s.native_p, small_p=s.small_p)
+
+
 def teacher_centre(labels) -> np.ndarray:
     """Mean of the unit teacher embeddings over the training images (float32, 128)."""
     emb = np.concatenate([l.embeddings for l in labels if len(l.embeddings)]).astype(np.float32)
@@ -387,11 +394,7 @@ def train(s: TrainSettings) -> dict:
         log.info("resumed from %s at step %d", last, step)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
-    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device),
-                          AugmentSettings(canvas=s.canvas, letterbox_p=s.letterbox_p, turn_p=s.turn_p,
-                                          turn_degrees=s.turn_degrees, backdrop_p=s.backdrop_p,
-                                          faceless_p=s.faceless_p, dark_p=s.dark_p, native_p=s.native_p,
-                                          small_p=s.small_p),
+    dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), augment_settings(s),
                           seed=s.seed, identities=table, repeats=s.set_repeat)
     if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
         raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")
