@@ -324,16 +324,17 @@ class Uniface(nn.Module):
         scores, boxes = scores * validf, boxes * validf[..., None]
         landmarks = landmarks * validf[..., None, None]
 
-        # Landmark attention on the valid faces only, plus one throwaway face so the
-        # ROI batch is never empty; its result lands in a spare row that is cut off.
+        # Landmark attention on the valid faces only. The ROI batch must never be empty, so a
+        # frame without a valid face embeds one throwaway face (slot 0, cleared below); a frame
+        # with faces pays for its faces alone (a throwaway face beside them cost one face's branch).
         k = cfg.max_faces
-        flat = torch.nonzero(valid.reshape(-1)).reshape(-1)
-        zero = torch.zeros(1, dtype=flat.dtype, device=flat.device)
-        source = torch.cat([flat, zero])
-        target = torch.cat([flat, zero + n * k])
-        emb = self.embed(out.fr, boxes.reshape(-1, 4)[source], landmarks.reshape(-1, 5, 2)[source], source // k,
+        slot = torch.arange(n * k, device=images.device)
+        pick = valid.reshape(-1) | ((slot == 0) & (count.sum() == 0))
+        flat = torch.nonzero(pick).reshape(-1)
+        emb = self.embed(out.fr, boxes.reshape(-1, 4)[flat], landmarks.reshape(-1, 5, 2)[flat], flat // k,
                          pixels=out.pixels)
-        embeddings = torch.zeros(n * k + 1, cfg.embedding_dim, dtype=emb.dtype, device=emb.device)
-        embeddings[target] = emb
-        embeddings = embeddings[: n * k].reshape(n, k, cfg.embedding_dim)
+        embeddings = torch.zeros(n * k, cfg.embedding_dim, dtype=emb.dtype, device=emb.device)
+        embeddings[flat] = emb
+        # a select, not a product: the throwaway face's degenerate frame may give NaN
+        embeddings = torch.where(valid[..., None], embeddings.reshape(n, k, cfg.embedding_dim), 0.0)
         return boxes, scores, landmarks, embeddings, count

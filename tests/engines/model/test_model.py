@@ -9,7 +9,7 @@ from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
 from engines.model.config import (MNV2_S8_MNV2FACE, PROD, TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
-                                  TINY_MNV2FACE_D,
+                                  TINY_MNV2FACE_D, TINY_MNV2FACE_PX,
                                   WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config)
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
@@ -51,6 +51,26 @@ def test_output_shapes_and_contract(cfg):
     assert torch.all(emb[:, 3:] == 0) and torch.all(scores[:, 3:] == 0)
     assert torch.all(scores[:, :-1] >= scores[:, 1:])
     assert torch.all(boxes[..., 0::2] <= w) and torch.all(boxes[..., 1::2] <= h) and torch.all(boxes >= 0)
+
+
+@pytest.mark.parametrize("kept", [0, 1, 2, 5])
+def test_deployed_embeddings_are_the_branch_on_each_kept_face_alone(kept):
+    """The graph embeds only its kept faces (one throwaway face when there is none, zeroed), so
+    every face's embedding is the branch's on that face, in its own slot of its own image."""
+    cfg = TINY_MNV2FACE_PX
+    model = Uniface(cfg).eval()
+    w, h = cfg.input_size
+    images = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(kept))
+    with torch.inference_mode():
+        boxes, _, landmarks, emb, count = model(images, torch.tensor([-1.0]), torch.tensor([kept], dtype=torch.int32))
+        heads = model.forward_heads(model.normalise(images))
+        for i in range(2):
+            assert count[i] == kept
+            if kept:
+                alone = model.embed(heads.fr, boxes[i, :kept], landmarks[i, :kept],
+                                    torch.full((kept,), i, dtype=torch.long), pixels=heads.pixels)
+                torch.testing.assert_close(emb[i, :kept], alone, atol=1e-5, rtol=0)
+    assert torch.all(emb.norm(dim=-1)[:, :kept] > 0.999) and torch.all(emb[:, kept:] == 0)
 
 
 def test_finer_rois_are_pooled_back_to_the_same_feature_layout():
