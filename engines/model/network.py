@@ -300,6 +300,23 @@ class Uniface(nn.Module):
         return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map,
                               stack_feature_maps(pixels), pixels.shape[2])
 
+    def suppress(self, boxes: torch.Tensor, scores: torch.Tensor, score_threshold: torch.Tensor) -> torch.Tensor:
+        """NMS keep mask (N, M) of score-sorted candidates, run on those above the threshold only.
+
+        A candidate's fate depends only on higher-scored ones, and those below the threshold are
+        dropped anyway, so NMS over the prefix of candidates above it (in any image: each image's
+        scores are sorted, so that is a prefix) keeps the same faces. The matrix rounds are
+        quadratic in the candidates: a frame with one face pays for a few, not for all M. The
+        first candidate always takes part, so NMS never runs on nothing; NonZero gives the prefix
+        a data-dependent length that TensorRT accepts too."""
+        m = scores.shape[1]
+        slots = torch.arange(m, device=scores.device)
+        prefix = torch.nonzero((scores > score_threshold).any(0) | (slots == 0)).reshape(-1)
+        kept = cluster_nms(boxes[:, prefix], self.cfg.nms_iou, self.cfg.nms_iterations)  # (N, P)
+        keep = torch.zeros(m, scores.shape[0], dtype=torch.bool, device=scores.device)
+        keep[prefix] = kept.t()
+        return keep.t()
+
     def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
         """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""
         cfg = self.cfg
@@ -311,7 +328,7 @@ class Uniface(nn.Module):
         boxes = decode_boxes(torch.gather(out.box_deltas, 1, order[..., None].expand(-1, -1, 4)), anchors)
         lmk_deltas = torch.gather(out.landmark_deltas, 1, order[..., None].expand(-1, -1, 10))
         landmarks = decode_landmarks(lmk_deltas, anchors)
-        keep = cluster_nms(boxes, cfg.nms_iou, cfg.nms_iterations)
+        keep = self.suppress(boxes, scores, score_threshold)
         scores, order = (scores * keep.to(scores.dtype)).topk(cfg.max_faces, dim=1)
         boxes = torch.gather(boxes, 1, order[..., None].expand(-1, -1, 4))
         landmarks = torch.gather(landmarks, 1, order[..., None, None].expand(-1, -1, 5, 2))

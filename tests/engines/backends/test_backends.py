@@ -159,6 +159,26 @@ def test_graph_of_a_model_that_finds_no_face_in_a_blank_image_runs_any_face_coun
                 assert n == 0 or np.abs(fa.embeddings - fb.embeddings).max() < 1e-3
 
 
+def test_graph_runs_nms_on_a_threshold_dependent_number_of_candidates(cache_dir, tmp_path):
+    """NMS runs on the candidates above the threshold only, a length known at run time: the
+    exported graph (traced with every candidate above it) must agree with PyTorch at any
+    threshold, from every candidate to none."""
+    path = spread_weights("tiny", tmp_path / "w.pt")
+    ort_engine = OnnxRuntimeBackend(config="tiny", weights=path, cache_dir=cache_dir)
+    torch_engine = TorchBackend(config="tiny", weights=path)
+    frames = _frames()[:2]
+    ranked = np.sort(torch_engine.infer(frames[:1], score_threshold=-1.0)[0].scores)[::-1]
+    # between the 1st and 2nd, the 3rd and 4th, ... best faces of the first frame: 1, 3, 10 faces
+    for threshold in [-1.0, 1.0, *((ranked[i - 1] + ranked[i]) / 2 for i in (1, 3, 10))]:
+        a = ort_engine.infer(frames, score_threshold=float(threshold))
+        b = torch_engine.infer(frames, score_threshold=float(threshold))
+        for fa, fb in zip(a, b):
+            assert len(fa) == len(fb) and np.all(fa.scores > threshold)
+            np.testing.assert_allclose(fa.boxes, fb.boxes, atol=1e-2)
+            assert len(fa) == 0 or np.abs(fa.embeddings - fb.embeddings).max() < 1e-3
+        assert [len(f) for f in a][0] == (sum(ranked > threshold) if threshold > -1 else ort_engine.max_faces)
+
+
 def test_small_frames_are_placed_at_their_own_size_not_enlarged(cache_dir):
     from engines.preprocess import centred_in_frame, letterbox_into
 

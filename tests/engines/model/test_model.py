@@ -227,6 +227,27 @@ def test_cluster_nms_equals_greedy(seed):
     assert ours == sorted(greedy_nms_reference(boxes, scores, 0.4))
 
 
+@pytest.mark.parametrize("threshold", [-1.0, 0.0, 0.5, 0.9, 0.97, 1.0])
+def test_nms_over_the_candidates_above_the_threshold_keeps_the_same_faces(threshold):
+    """The graph runs NMS only on the prefix of sorted candidates above the threshold (in any
+    image of the batch): every candidate above it gets the fate that NMS over all gives it."""
+    rng = np.random.default_rng(3)
+    model = Uniface(TINY).eval()
+    n, m = 3, 120
+    centres = rng.uniform(40, 600, (n, 10, 2))
+    pick = rng.integers(0, 10, (n, m))
+    sizes = rng.uniform(20, 100, (n, m, 1))
+    xy = np.take_along_axis(centres, pick[..., None], 1) + rng.normal(0, 10, (n, m, 2))
+    boxes = torch.from_numpy(np.concatenate([xy - sizes / 2, xy + sizes / 2], -1).astype(np.float32))
+    scores = torch.from_numpy(rng.uniform(0, 1, (n, m)).astype(np.float32)).sort(1, descending=True).values
+    scores[1] *= 0.5  # one image entirely below the higher thresholds: its prefix is another's
+    keep = model.suppress(boxes, scores, torch.tensor([threshold]))
+    full = cluster_nms(boxes, TINY.nms_iou, TINY.nms_iterations)
+    above = scores > threshold
+    assert torch.equal(keep[above], full[above])
+    assert not keep[:, 1:][~above.any(0)[1:].expand(n, -1)].any()  # beyond the prefix: dropped
+
+
 def test_cluster_nms_chain():
     # A suppresses B, B would suppress C but B is gone: greedy keeps A and C.
     boxes = torch.tensor([[[0, 0, 10, 10], [4, 0, 14, 10], [8, 0, 18, 10]]], dtype=torch.float32)
