@@ -49,11 +49,13 @@ def fit_teacher_frames(landmarks: torch.Tensor, template: torch.Tensor) -> tuple
     t = template - t_mean
     p_mean = landmarks.mean(1)
     p = landmarks - p_mean[:, None, :]
-    norm = (p * p).sum((1, 2))
+    # floors only for landmarks all on one point (the network's throwaway face), which have no
+    # similarity to invert: a zero frame there, as `fit_frames` gives, instead of NaN
+    norm = (p * p).sum((1, 2)).clamp(min=1e-12)
     # template ~ [[a, -b], [b, a]] landmarks; its inverse's columns are the frame's axes
     a = (p[..., 0] * t[None, :, 0] + p[..., 1] * t[None, :, 1]).sum(1) / norm
     b = (p[..., 0] * t[None, :, 1] - p[..., 1] * t[None, :, 0]).sum(1) / norm
-    scale = a * a + b * b
+    scale = (a * a + b * b).clamp(min=1e-12)
     axis_u = torch.stack([a, -b], dim=1) / scale[:, None]
     axis_v = torch.stack([b, a], dim=1) / scale[:, None]
     origin = p_mean - t_mean[0] * axis_u - t_mean[1] * axis_v

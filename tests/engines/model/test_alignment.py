@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.model.alignment import fit_frames, landmark_frames, measure_template
+from engines.model.alignment import fit_frames, fit_teacher_frames, landmark_frames, measure_template
 from engines.model.config import TINY, WIDE, WIDE_ALIGNED
 from engines.model.network import Uniface
 from engines.model.roi import roi_align, sample_frames, stack_feature_maps
@@ -54,6 +54,8 @@ def test_fit_frames_averages_noisy_landmarks_and_never_mirrors():
     # all landmarks on one point (the network's throwaway face): a zero frame, no NaN
     origin, axis_u, _ = fit_frames(torch.zeros(1, 5, 2), TEMPLATE)
     assert torch.all(axis_u == 0) and torch.all(torch.isfinite(origin))
+    origin, axis_u, axis_v = fit_teacher_frames(torch.full((1, 5, 2), 7.0), TEMPLATE)
+    assert torch.all(axis_u == 0) and torch.all(axis_v == 0) and torch.equal(origin, torch.full((1, 2), 7.0))
 
 
 @pytest.mark.parametrize("sampling", [1, 2])

@@ -86,3 +86,15 @@ def test_face_pixels_is_the_main_run_but_for_its_one_change_and_needs_the_mobile
         dataclasses.replace(TINY_DEEP, face_pixels=True)
     with pytest.raises(ValueError, match="face pixels need"):
         dataclasses.replace(TINY_MNV2FACE, face_pixels=True, face_template=None)
+
+
+def test_landmarks_on_one_point_give_a_finite_embedding():
+    """Five landmarks on one point have no similarity to invert (the teacher's chip frame): the
+    face gets a zero frame and a finite embedding, not NaN that a gallery would store."""
+    model = Uniface(TINY_MNV2FACE_PX).eval()
+    image = cv2.imread(str(ASTRONAUT))
+    with torch.no_grad():
+        heads = model.forward_heads(model.normalise(torch.from_numpy(image[None])))
+        emb = model.embed(heads.fr, BOX, torch.full((1, 5, 2), 220.0), torch.zeros(1, dtype=torch.long),
+                          pixels=heads.pixels)
+    assert torch.all(torch.isfinite(emb)) and abs(float(emb.norm()) - 1.0) < 1e-4
