@@ -42,7 +42,7 @@ def spread_weights(config: str, path, start_from: str | None = None):
         if set(state) < set(model.state_dict()):  # a deeper configuration
             fresh, shallow = model.state_dict(), set(state)
             state = deepen_state(state, fresh)
-            for name in set(fresh) - shallow:
+            for name in sorted(set(fresh) - shallow):  # sorted: set order changes per process
                 if "running" not in name and state[name].is_floating_point():  # the new blocks start as the
                     state[name] = 0.05 * torch.randn(state[name].shape, generator=gen)  # identity: make them count
         model.load_state_dict(state)
