@@ -34,6 +34,7 @@ from engines.model.mobilenet_v2 import init_from_imagenet
 from engines.train.validate import validate
 from engines.train.view_crops import ViewCropDataset
 from engines.train.view_labels import is_view_cache, load_face_views, load_view_labels
+from engines.train.weight_average import WeightAverage
 from engines.train.views import CROP_SIZE
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,10 @@ class TrainSettings:
     # the full-image stream's mimic targets from SFace on the augmented canvas itself, instead of
     # the stored embedding of the clean photo (view caches only: the view stream's are exact already)
     live_targets: bool = False
+    # decay of the moving average of the weights that validation, best.pt, the kept checkpoints and
+    # last.pt's "state_dict" hold (`weight_average`); last.pt keeps the trained weights beside it
+    # ("train_state_dict") to resume from. 0: no average, the trained weights themselves
+    ema: float = 0.0
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -370,9 +375,13 @@ def train(s: TrainSettings) -> dict:
         log.info("live targets: SFace embeds every augmented canvas face for its mimic target")
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
+    saved_average = None
     if last.exists():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["state_dict"])
+        # a run that keeps an average saves the weights it trains beside it
+        model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
+        if "train_state_dict" in ckpt:
+            saved_average = (ckpt["state_dict"], ckpt.get("ema_updates", 0))
         if (head is None) != ("identity_head" not in ckpt):
             raise ValueError(f"{last} was trained with the identity loss {'on' if head is None else 'off'}: "
                              "resume it the same way, or use another --out")
@@ -429,6 +438,13 @@ def train(s: TrainSettings) -> dict:
     bf16 = s.bf16 and device.type == "cpu"
     if bf16:
         model.to(memory_format=torch.channels_last)
+    average = None
+    if s.ema:
+        average = WeightAverage(model, s.ema)
+        if saved_average is not None:
+            average.load(*saved_average)
+        log.info("weight average: decay %g, %s", s.ema,
+                 f"resumed after {average.updates} updates" if saved_average else "starting from these weights")
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
     end = min(s.steps, s.stop_at) if s.stop_at else s.steps
@@ -478,6 +494,8 @@ def train(s: TrainSettings) -> dict:
             total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # not the head: Adam steps hardly depend on its scale
             opt.step()
+            if average is not None:
+                average.update(model)
             step += 1
             seen += len(batch["images"])
             if step % s.log_every == 0:
@@ -492,13 +510,14 @@ def train(s: TrainSettings) -> dict:
                 log_file.flush()
                 log.info("step %d %s", step, " ".join(f"{k}={v}" for k, v in rec.items() if k != "step"))
             if step % s.eval_every == 0 or step == end:
-                result = validate(model, val_labels, device=device, teacher_mean=teacher_mean.numpy(), bank=bank_np)
+                evaluated = model if average is None else average.module
+                result = validate(evaluated, val_labels, device=device, teacher_mean=teacher_mean.numpy(), bank=bank_np)
                 score = checkpoint_score(result)
                 rec = {"step": step, "val": result.as_dict()}
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("validation at step %d: %s", step, result.as_dict())
-                payload = {"config": s.config, "state_dict": model.state_dict(), "step": step,
+                payload = {"config": s.config, "state_dict": evaluated.state_dict(), "step": step,
                            "teacher_mean": teacher_mean.tolist(),
                            "val": result.as_dict(), "settings": asdict(s)}
                 if head is not None:  # training-only: publish_weights takes the state dict alone
@@ -510,7 +529,10 @@ def train(s: TrainSettings) -> dict:
                     _save(out / "best.pt", payload)
                 if s.keep_every and step % s.keep_every == 0:
                     _save(kept_checkpoint(out, step), payload)
-                _save(last, {**payload, "optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()})
+                resume = {"optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()}
+                if average is not None:
+                    resume.update(train_state_dict=model.state_dict(), ema_updates=average.updates)
+                _save(last, {**payload, **resume})
                 training_mode(model, s.freeze_detector)
     log_file.close()
     return {"step": step, "best": best, "out": str(out)}

@@ -98,6 +98,10 @@ def register(sub) -> None:
                    help="the full-image stream's mimic targets from SFace on the augmented canvas itself (the "
                         "view the student sees) instead of the stored embedding of the clean photo; needs a "
                         "label-views cache")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate, keep and ship a moving average of the weights with this decay (e.g. 0.998: "
+                        "about the last 500 steps) instead of the last step's; last.pt keeps both, and a run "
+                        "takes one up when resumed; 0: off (0)")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop at this step (with a checkpoint) without changing the --steps schedule: a "
                         "slice of a long run, e.g. one arm of an A/B; 0: run to --steps (0)")
@@ -154,6 +158,8 @@ def run(args) -> int:
         raise UserError(f"--official-boxes: no file {args.official_boxes}")
     if args.identity_weight < 0 or args.hint_weight < 0 or args.input_hint_weight < 0:
         raise UserError("--identity-weight, --hint-weight and --input-hint-weight must be >= 0")
+    if not (args.ema == 0 or 0 < args.ema < 1):
+        raise UserError(f"--ema must be 0 (off) or between 0 and 1, got {args.ema}")
     if args.stop_at < 0:
         raise UserError("--stop-at must be >= 0")
     if args.keep_every < 0 or (args.keep_every and args.keep_every % args.eval_every):
@@ -198,7 +204,7 @@ def run(args) -> int:
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
         keep_every=args.keep_every,
-        live_targets=args.live_targets,
+        live_targets=args.live_targets, ema=args.ema,
     )
     try:
         result = train(settings)

@@ -138,6 +138,43 @@ def test_a_stopped_run_resumes_on_the_same_schedule(view_cache, tmp_path):
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
 
 
+def test_a_run_with_a_weight_average_saves_and_resumes_it(view_cache, tmp_path):
+    """--ema: validation, best.pt, the kept checkpoints and last.pt's state_dict hold the average;
+    last.pt also holds the trained weights, and a resumed run takes both up (at lr 0 the trained
+    weights stay put, so the average after two more updates is known exactly)."""
+    from engines.train.loop import kept_checkpoint, train
+
+    out = tmp_path / "run"
+    assert train(_settings(view_cache, out, steps=2, keep_every=2, ema=0.9))["step"] == 2
+    last = torch.load(out / "last.pt", weights_only=False)
+    trained, averaged = last["train_state_dict"], last["state_dict"]
+    assert last["ema_updates"] == 2
+    assert any(not torch.equal(trained[k], averaged[k]) for k in trained if trained[k].is_floating_point())
+    for other in (torch.load(kept_checkpoint(out, 2), weights_only=False),
+                  torch.load(out / "best.pt", weights_only=False)):
+        assert all(torch.equal(other["state_dict"][k], v) for k, v in averaged.items())
+        assert "train_state_dict" not in other
+
+    assert train(_settings(view_cache, out, steps=4, lr=0.0, ema=0.9))["step"] == 4
+    resumed = torch.load(out / "last.pt", weights_only=False)
+    assert resumed["ema_updates"] == 4
+    d2, d3 = 3 / 12, 4 / 13
+    for name, _ in _tiny_parameters(trained):
+        assert torch.equal(resumed["train_state_dict"][name], trained[name])  # lr 0: not moved
+        expected = d3 * (d2 * averaged[name] + (1 - d2) * trained[name]) + (1 - d3) * trained[name]
+        torch.testing.assert_close(resumed["state_dict"][name], expected)
+
+
+def _tiny_parameters(state):
+    """(name, tensor) of the tiny network's parameters in a state dict (not its buffers, which
+    batch norm moves in training mode whatever the learning rate)."""
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
+
+    names = {n for n, _ in Uniface(get_config("tiny")).named_parameters()}
+    return [(n, v) for n, v in state.items() if n in names]
+
+
 def test_a_hint_run_checkpoints_its_regressor_and_stops_on_the_long_schedule(view_cache, tmp_path):
     """--stop-at cuts a slice of a long run (the A/B arms): the schedule is the long one, the
     checkpoint carries the hint regressor, and the run resumes only with the hint loss on."""
