@@ -44,9 +44,8 @@ def merge_official_boxes(labels: list[ImageLabels], official: dict[str, np.ndarr
         xywh = xywh[(xywh[:, 2] >= 1) & (xywh[:, 3] >= 1)]
         truth = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
         teacher = label.boxes.astype(np.float32).reshape(-1, 4)
-        iou = box_iou(teacher, truth) if len(teacher) and len(truth) else np.zeros((len(teacher), len(truth)))
-        seen = (iou >= MATCH_IOU).any(0) if len(teacher) else np.zeros(len(truth), bool)
-        sure = (iou >= MATCH_IOU).any(1) if len(truth) else np.zeros(len(teacher), bool)
+        match = box_iou(teacher, truth) >= MATCH_IOU  # (teacher, official); empty sides give empty axes
+        seen, sure = match.any(0), match.any(1)
         new = truth[~seen]
         n = len(new)
         out.append(replace(

@@ -1,5 +1,7 @@
 """WIDER's official boxes merged into the teacher's labels: missed faces become sure faces without
 landmarks, which teach class and box but no landmark loss; confirmed teacher faces become sure."""
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -10,8 +12,6 @@ from tests.engines.train.test_train import _label
 
 
 def _crowd_label():
-    from dataclasses import replace
-
     base = _label(0)  # the astronaut's face, 170-260 x 50-165, teacher score 0.99
     return replace(base, path="/data/wider-odd/3--Riot/3_Riot_Riot_3_12.jpg", scores=np.array([0.6], np.float32))
 
@@ -29,6 +29,13 @@ def test_missed_faces_join_after_the_teachers_and_matched_ones_become_sure():
     other = _label(1)
     (same,), none = merge_official_boxes([other], official)  # an image the ground truth does not cover
     assert same is other and none.images == 0
+    # a photo the teacher found no face in, and one whose official boxes are all degenerate
+    faceless = replace(label, boxes=np.zeros((0, 4), np.float32), landmarks=np.zeros((0, 5, 2), np.float32),
+                       scores=np.zeros(0, np.float32), embeddings=np.zeros((0, 128), np.float32))
+    (filled,), counts = merge_official_boxes([faceless], official)
+    assert counts.added == 2 and filled.scores.tolist() == [1.0, 1.0] and np.isnan(filled.landmarks).all()
+    (kept,), counts = merge_official_boxes([label], {"3_Riot_Riot_3_12": np.array([[40, 40, 0, 9]], np.float32)})
+    assert (counts.confirmed, counts.added) == (0, 0) and np.array_equal(kept.scores, label.scores)
 
 
 def test_faces_without_landmarks_teach_class_and_box_only():
