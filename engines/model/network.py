@@ -20,7 +20,7 @@ from engines.model.face_branch import DeepFaceBranch, MobileNetFaceBranch
 from engines.model.layers import ConvBNReLU, ResidualMLP, ResidualSeparable, SeparableConv
 from engines.model.mobilenet_v2 import InvertedResidual, MobileNetV2Features
 from engines.model.nms import cluster_nms
-from engines.model.roi import roi_align, sample_frames, stack_feature_maps
+from engines.model.roi import MapStack, roi_align, sample_frames, stack_feature_maps
 
 OUTPUTS_PER_ANCHOR = 2 + 4 + 10  # class logits, box offsets, landmark offsets
 PIXEL_MEAN, PIXEL_SCALE = 127.5, 1 / 128.0
@@ -203,27 +203,27 @@ class LandmarkAttention(nn.Module):
         half = half[:, None, None]
         return torch.cat([centres - half, centres + half], dim=-1)
 
-    def forward(self, fr_stacked, fr_height, boxes, landmarks, batch_index, with_map: bool = False,
-                pixels_stacked=None, pixels_height=None):
-        """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels;
-        with_map: also the deep face branch's `FaceMaps` (hint training), else None. pixels_stacked,
-        pixels_height: the normalised input images stacked as F_r is (`stack_feature_maps`) and the
-        height of one, for face-pixel configurations."""
+    def forward(self, fr: MapStack, boxes, landmarks, batch_index, with_map: bool = False,
+                pixels: MapStack | None = None):
+        """Embeddings (R, 128) for R faces given by boxes (R, 4), landmarks (R, 5, 2) in input pixels
+        of the images batch_index (R,) of F_r laid out for sampling (`stack_feature_maps`);
+        with_map: also the deep face branch's `FaceMaps` (hint training), else None. pixels: the
+        normalised input images laid out as F_r is, for face-pixel configurations."""
         cfg = self.cfg
-        if cfg.face_pixels and pixels_stacked is None:
+        if cfg.face_pixels and pixels is None:
             raise ValueError(f"config {cfg.name!r} embeds from the input pixels too: pass them")
         r, stride = boxes.shape[0], cfg.fr_stride
         part_index = batch_index[:, None].expand(r, 4).reshape(-1)
         if cfg.face_template is None:
-            face = roi_align(fr_stacked, fr_height, boxes, batch_index, cfg.face_roi, stride, sampling=cfg.face_sampling)
+            face = roi_align(fr, boxes, batch_index, cfg.face_roi, stride, sampling=cfg.face_sampling)
             if cfg.landmark_attention:
                 regions = self.regions(boxes, landmarks).reshape(-1, 4)
-                parts = roi_align(fr_stacked, fr_height, regions, part_index, cfg.landmark_roi, stride)
+                parts = roi_align(fr, regions, part_index, cfg.landmark_roi, stride)
         else:
             origin, axis_u, axis_v = fit_frames(landmarks, self.face_template)
-            face = sample_frames(fr_stacked, fr_height, origin, axis_u, cfg.face_aspect * axis_v, batch_index,
+            face = sample_frames(fr, origin, axis_u, cfg.face_aspect * axis_v, batch_index,
                                  cfg.face_roi, stride, sampling=cfg.face_sampling)
-            parts = self.aligned_parts(fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index)
+            parts = self.aligned_parts(fr, landmarks, axis_u, axis_v, part_index)
         face_map = None
         if cfg.face_pixels:  # one sample a pixel: the teacher's own aligned chip
             side = cfg.face_roi * 4
@@ -233,7 +233,7 @@ class LandmarkAttention(nn.Module):
             # (k + 0.5) / side), and landmarks in pixel-index coordinates (a pixel's centre at its
             # index, where sampling puts it at index + 0.5)
             chip_origin = chip_origin + 0.5 - (chip_u + chip_v) * (0.5 / side)
-            chips = sample_frames(pixels_stacked, pixels_height, chip_origin, chip_u, chip_v, batch_index, side, 1,
+            chips = sample_frames(pixels, chip_origin, chip_u, chip_v, batch_index, side, 1,
                                   sampling=1)
             face_feat, face_map = self.face(face, chips)
         elif isinstance(self.face, (DeepFaceBranch, MobileNetFaceBranch)):
@@ -247,12 +247,12 @@ class LandmarkAttention(nn.Module):
         emb = F.normalize(self.project(self.mix(torch.cat(feats, dim=1))), dim=1)
         return (emb, face_map) if with_map else emb
 
-    def aligned_parts(self, fr_stacked, fr_height, landmarks, axis_u, axis_v, part_index) -> torch.Tensor:
+    def aligned_parts(self, fr: MapStack, landmarks, axis_u, axis_v, part_index) -> torch.Tensor:
         """The 4 landmark regions of each face, turned with its fitted frame -> (R*4, C, s, s)."""
         # as wide as the box-mode regions (scale x sqrt(box area)) on the template's face
         side = self.cfg.landmark_region_scale * self.cfg.face_aspect ** 0.5
         origin, u, v = landmark_frames(self.landmark_centres(landmarks), axis_u, axis_v, side)
-        return sample_frames(fr_stacked, fr_height, origin.reshape(-1, 2), u.reshape(-1, 2), v.reshape(-1, 2),
+        return sample_frames(fr, origin.reshape(-1, 2), u.reshape(-1, 2), v.reshape(-1, 2),
                              part_index, self.cfg.landmark_roi, self.cfg.fr_stride)
 
 
@@ -291,14 +291,15 @@ class Uniface(nn.Module):
         return HeadOutputs(p[..., :2], p[..., 2:6], p[..., 6:], torch.cat(anchors, 0).to(x.device), fr, x)
 
     def embed(self, fr: torch.Tensor, boxes, landmarks, batch_index, with_map: bool = False,
-              pixels: torch.Tensor | None = None):
+              pixels: torch.Tensor | None = None, folded: bool = False):
         """Embeddings for given faces (e.g. teacher boxes and landmarks during training); with_map:
         (embeddings, the deep face branch's `FaceMaps` or None). pixels: the normalised input
-        (`HeadOutputs.pixels`), which face-pixel configurations need."""
+        (`HeadOutputs.pixels`), which face-pixel configurations need. folded: sample the maps in
+        the folded layout (`engines.model.roi`: the same values, cheaper for a frame or a few)."""
+        fr_maps = stack_feature_maps(fr, folded)
         if pixels is None or not self.cfg.face_pixels:
-            return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map)
-        return self.attention(stack_feature_maps(fr), fr.shape[2], boxes, landmarks, batch_index, with_map,
-                              stack_feature_maps(pixels), pixels.shape[2])
+            return self.attention(fr_maps, boxes, landmarks, batch_index, with_map)
+        return self.attention(fr_maps, boxes, landmarks, batch_index, with_map, stack_feature_maps(pixels, folded))
 
     def suppress(self, boxes: torch.Tensor, scores: torch.Tensor, score_threshold: torch.Tensor) -> torch.Tensor:
         """NMS keep mask (N, M) of score-sorted candidates, run on those above the threshold only.
@@ -349,7 +350,7 @@ class Uniface(nn.Module):
         pick = valid.reshape(-1) | ((slot == 0) & (count.sum() == 0))
         flat = torch.nonzero(pick).reshape(-1)
         emb = self.embed(out.fr, boxes.reshape(-1, 4)[flat], landmarks.reshape(-1, 5, 2)[flat], flat // k,
-                         pixels=out.pixels)
+                         pixels=out.pixels, folded=True)
         embeddings = torch.zeros(n * k, cfg.embedding_dim, dtype=emb.dtype, device=emb.device)
         embeddings[flat] = emb
         # a select, not a product: the throwaway face's degenerate frame may give NaN

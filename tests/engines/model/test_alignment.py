@@ -58,18 +58,19 @@ def test_fit_frames_averages_noisy_landmarks_and_never_mirrors():
     assert torch.all(axis_u == 0) and torch.all(axis_v == 0) and torch.equal(origin, torch.full((1, 2), 7.0))
 
 
+@pytest.mark.parametrize("folded", [False, True])
 @pytest.mark.parametrize("sampling", [1, 2])
-def test_sample_frames_places_every_bin_on_its_turned_point(sampling):
+def test_sample_frames_places_every_bin_on_its_turned_point(sampling, folded):
     # feature maps that hold each cell's own input-pixel coordinates: bilinear sampling of a
     # linear ramp is exact, so every output bin must read the frame point at its centre
     n, h, w, stride, size = 2, 20, 24, 4, 6
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     px, py = (xs + 0.5) * stride, (ys + 0.5) * stride
     fr = torch.stack([torch.stack([px, py]), torch.stack([px, py + 1000])])  # image 1 marked by +1000 in y
-    stacked = stack_feature_maps(fr)
+    stacked = stack_feature_maps(fr, folded)
     u, v = rotation(0.7)
     origin, axis_u, axis_v = torch.tensor([[30.0, 20.0], [40.0, 25.0]]), 28 * u.expand(2, 2), 21 * v.expand(2, 2)
-    out = sample_frames(stacked, h, origin, axis_u, axis_v, torch.tensor([0, 1]), size, stride, sampling=sampling)
+    out = sample_frames(stacked, origin, axis_u, axis_v, torch.tensor([0, 1]), size, stride, sampling=sampling)
     assert out.shape == (2, 2, size, size)
     centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size
     for r in range(2):
@@ -86,9 +87,9 @@ def test_an_axis_aligned_frame_samples_what_roi_align_does():
     index = torch.tensor([1, 0])
     origin, wh = boxes[:, :2], boxes[:, 2:] - boxes[:, :2]
     zeros = torch.zeros(2)
-    frames = sample_frames(stacked, 16, origin, torch.stack([wh[:, 0], zeros], 1), torch.stack([zeros, wh[:, 1]], 1),
+    frames = sample_frames(stacked, origin, torch.stack([wh[:, 0], zeros], 1), torch.stack([zeros, wh[:, 1]], 1),
                            index, 8, stride=4)
-    torch.testing.assert_close(frames, roi_align(stacked, 16, boxes, index, 8, stride=4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(frames, roi_align(stacked, boxes, index, 8, stride=4), atol=1e-5, rtol=0)
 
 
 def test_measure_template_recovers_the_mean_face_in_its_box():

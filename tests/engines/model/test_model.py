@@ -255,15 +255,16 @@ def test_cluster_nms_chain():
     assert torch.allclose(box_iou(boxes[0], boxes[0]).diagonal(), torch.ones(3))
 
 
-def test_roi_align_samples_the_right_image_and_place():
+@pytest.mark.parametrize("folded", [False, True])
+def test_roi_align_samples_the_right_image_and_place(folded):
     # two images whose feature maps hold distinct ramps; pooling a box returns its area
     n, c, h, w = 2, 1, 12, 16
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     fr = torch.stack([xs, 100 + ys])[:, None]  # image 0: x ramp; image 1: 100 + y ramp
-    stacked = stack_feature_maps(fr)
+    stacked = stack_feature_maps(fr, folded)
     # box covering cells 4..8 in x of image 0 (stride 4 -> pixels 16..36)
-    out = roi_align(stacked, h, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([0]), 5, stride=4, sampling=1)
+    out = roi_align(stacked, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([0]), 5, stride=4, sampling=1)
     assert out.shape == (1, 1, 5, 5)
     assert torch.allclose(out[0, 0, 0], torch.tensor([4.0, 5.0, 6.0, 7.0, 8.0]) - 0.0, atol=1e-4)
-    out1 = roi_align(stacked, h, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([1]), 5, stride=4, sampling=1)
+    out1 = roi_align(stacked, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([1]), 5, stride=4, sampling=1)
     assert torch.allclose(out1[0, 0, :, 0], 100 + torch.tensor([2.0, 3.0, 4.0, 5.0, 6.0]), atol=1e-4)
