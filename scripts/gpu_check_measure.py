@@ -81,7 +81,7 @@ def timing_cases(engines: dict[str, object], frames: Sequence[np.ndarray], batch
 
     rows = []
     for b in batches:
-        cases = run_cases(list(engines.values()), batch_of(frames, b), [None], iterations_for(b, iterations), warmup)
+        cases = run_cases(list(engines.values()), {None: batch_of(frames, b)}, iterations_for(b, iterations), warmup)
         for name, case in zip(engines, cases):
             s = case.summary()
             rows.append({

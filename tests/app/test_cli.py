@@ -42,15 +42,31 @@ def test_bench_json_contract():
     assert out["random_weights"] is True
 
 
-def test_bench_face_sweep_and_backend_comparison():
-    r = cli("bench", "--size", "320x240", "--iterations", "10", "--warmup", "1", "--faces", "1,5",
+def test_bench_forced_face_sweep_and_backend_comparison():
+    r = cli("bench", "--size", "320x240", "--iterations", "10", "--warmup", "1", "--faces", "1,5", "--force",
             "--backend", "onnxruntime,torch", "--json", *ENGINE)
     assert r.returncode == 0, r.stderr
     cases = json.loads(r.stdout)["cases"]
-    assert [(c["backend"], c["faces"]) for c in cases] == [
-        ("onnxruntime", 1), ("onnxruntime", 5), ("torch", 1), ("torch", 5)]
-    assert [c["detected"] for c in cases] == [1, 5, 1, 5]
+    assert [(c["backend"], c["faces"], c["forced"]) for c in cases] == [
+        ("onnxruntime", 1, True), ("onnxruntime", 5, True), ("torch", 1, True), ("torch", 5, True)]
+    assert [c["detected"] for c in cases] == [1, 5, 1, 5]  # random weights: only forcing embeds faces
     assert cases[0]["ratio_to_first"] == 1.0
+
+
+def test_bench_frames_with_faces_in_view():
+    """The shipped model on frames holding 1 and 5 copies of the sample's face, at its own threshold."""
+    r = cli("bench", "--size", "640x480", "--iterations", "5", "--warmup", "1", "--faces", "1,5", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["random_weights"] is False
+    assert [(c["faces"], c["forced"], c["detected"]) for c in out["cases"]] == [(1, False, 1), (5, False, 5)]
+
+
+@pytest.mark.parametrize("args,message", [(["--faces", "0"], "at least 1"), (["--faces", "1,x"], "face counts"),
+                                          (["--force"], "--force needs --faces")])
+def test_bench_rejects_bad_face_counts(args, message):
+    r = cli("bench", *args, *ENGINE)
+    assert r.returncode != 0 and message in r.stderr
 
 
 def test_export_onnx(tmp_path):
