@@ -39,7 +39,9 @@
 # checkpoints swung by 0.06 AP from one to the next (WIDER at 1024x768, 50 images: 0.658 / 0.396 /
 # 0.107 at step 10,000, 0.594 / 0.346 / 0.109 at 10,500), and the mean of those two checkpoints'
 # weights gave 0.639 / 0.385 / 0.113, the mean of three runs that left step 10,000 together 0.651 /
-# 0.396 / 0.124. The average changes what is evaluated, not how the run trains.
+# 0.396 / 0.124. The average changes what is evaluated, not how the run trains. From step 11,500 it
+# keeps its tensors channels-last in float32 (--channels-last: the same arithmetic, a step 1.24x
+# faster on this CPU: 4 canvases + 64 views forward and backward 1.83 -> 1.48 s on both cores).
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail
@@ -49,5 +51,5 @@ exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/run
   --config mnv2_s8_mnv2face_px_d8 --init imagenet --input-hint-weight 1 --steps 30000 --batch 4 --canvas 320x320 \
   --crop-batch 64 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \
   --letterbox-p 0.3 --turn-p 0.5 --turn-degrees 30 --backdrop-p 0.5 --faceless-p 0.15 --dark-p 0.2 \
-  --native-p 0.3 --set-repeat wider-odd=8 --small-p 0.3 --ema 0.998 \
+  --native-p 0.3 --set-repeat wider-odd=8 --small-p 0.3 --ema 0.998 --channels-last \
   --official-boxes "$ROOT/../shared/data/widerface-sample/wider_face_val.mat" "$@"

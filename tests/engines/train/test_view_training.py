@@ -113,6 +113,47 @@ def test_one_bf16_step_reduces_the_loss(view_cache):
     assert float(loss().detach()) < float(before.detach())
 
 
+def test_a_channels_last_step_is_the_plain_step(view_cache):
+    """--channels-last changes the memory layout only: the same losses and gradients as the step in
+    the default layout. Gradients with batch norm on its running statistics: this tiny network's
+    1x1 and 2x2 top maps, normalised over two crops' batch statistics, amplify rounding a
+    thousandfold (and not AdamW's first update, about lr x sign(gradient), which flips on rounding
+    where a gradient is near zero)."""
+    from engines.model.config import get_config
+    from engines.model.network import Uniface
+    from engines.train.dataset import collate
+    from engines.train.loop import _anchors, _batch_losses
+    from engines.train.losses import mimic_loss
+    from engines.train.view_crops import ViewCropDataset
+    from engines.train.view_labels import load_face_views, load_view_labels
+
+    torch.manual_seed(0)
+    plain = Uniface(get_config("tiny_mnv2face_px")).eval()
+    last = Uniface(get_config("tiny_mnv2face_px")).eval()
+    last.load_state_dict(plain.state_dict())
+    last.to(memory_format=torch.channels_last)
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in last.parameters())  # the layout did change
+    data = ViewCropDataset(load_face_views(view_cache), load_view_labels(view_cache),
+                           _anchors(plain, (V.CROP_SIZE, V.CROP_SIZE), torch.device("cpu")))
+    batch = collate([data.item(i, v) for i in range(len(data)) for v in (0, 2)])
+    losses = []
+    for model, cl in ((plain, False), (last, True)):
+        out = _batch_losses(model, batch, torch.device("cpu"), 0.0, torch.Generator().manual_seed(0),
+                            torch.zeros(128), channels_last=cl)
+        total = out.losses["cls"] + out.losses["box"] + out.losses["landmarks"] + 4 * mimic_loss(out.student, out.target)
+        total.backward()
+        losses.append(float(total.detach()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) and losses[0] > 0
+    grads = {name: p.grad for name, p in last.named_parameters()}
+    scale = max(float(p.grad.abs().max()) for p in plain.parameters() if p.grad is not None)
+    checked = 0
+    for name, p in plain.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[name], p.grad, atol=1e-5 * scale, rtol=1e-3)
+            checked += 1
+    assert checked > 50
+
+
 def test_a_stopped_run_resumes_on_the_same_schedule(view_cache, tmp_path):
     from engines.model.weights import load_model
     from engines.train.loop import _lr, kept_checkpoint, train
