@@ -40,8 +40,8 @@
 # 0.107 at step 10,000, 0.594 / 0.346 / 0.109 at 10,500), and the mean of those two checkpoints'
 # weights gave 0.639 / 0.385 / 0.113, the mean of three runs that left step 10,000 together 0.651 /
 # 0.396 / 0.124. The average changes what is evaluated, not how the run trains. From step 11,500 it
-# keeps its tensors channels-last in float32 (--channels-last: the same arithmetic, a step 1.24x
-# faster on this CPU: 4 canvases + 64 views forward and backward 1.83 -> 1.48 s on both cores).
+# keeps its tensors channels-last in float32 (--channels-last: the same arithmetic; 60 steps of this
+# command took 147 / 154 s with it against 189 / 173 s without, alternating, start-up included).
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail

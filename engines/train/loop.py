@@ -90,7 +90,7 @@ class TrainSettings:
     # bfloat16 autocast and channels-last tensors on the CPU (MODEL.md: 2x on this CPU); no effect on CUDA
     bf16: bool = False
     # channels-last tensors in float32 on the CPU (bf16 implies them): the same arithmetic in other
-    # kernels, a step of the long run's network 1.24x faster on this CPU, where bf16 gained nothing
+    # kernels, a step of the long run's network ~1.2x faster on this CPU, where bf16 gained nothing
     channels_last: bool = False
     stop_at: int = 0  # stop (with a checkpoint) at this step, the schedule still that of `steps`; 0: at `steps`
     # keep the evaluated checkpoint of every step that is a multiple of this as step_NNNNNN.pt
