@@ -6,9 +6,9 @@ All ROIs of all images are sampled in one call, from the N images' maps laid out
 - stacked: the maps one above the other, (1, C, N*(H+1), W), with a zero row after each image
   so that samples at a border blend with zeros as RoIAlign's zero padding would; each ROI's y
   coordinates are offset to its image, and its points beyond the zero rows are sent off the
-  stack (before, a region hanging more than a cell below its image read the next image's
-  top rows). Every bilinear point reads C channels. Laying it out
-  copies the maps twice (a pad, then a transpose that ONNX Runtime runs even for N = 1).
+  stack (before, a region hanging more than a cell below its image read the next image's top
+  rows). Every bilinear point reads C channels. Laying it out copies the maps twice (a pad,
+  then a transpose that ONNX Runtime runs even for N = 1).
 - folded: the images side by side in channels, (1, N*C, H, W), a reshape that copies nothing;
   every point reads all N*C channels and each ROI then keeps its own image's C. The deployed
   graph's layout: one frame (N = 1) pays nothing for its layout, where the stacked one cost
