@@ -64,9 +64,10 @@ def run(args) -> int:
             versus.weights = None
         engines.append(make_engine(versus, background_build=False))
     sample = load_image(SAMPLE_IMAGE)
-    frames = {None: make_frames(sample, args.size, args.batch)} if args.force or not faces_list else {}
-    if not args.force:
-        frames.update({n: make_face_frames(sample, SAMPLE_FACE_BOX, n, args.size, args.batch) for n in faces_list})
+    if args.force or not faces_list:  # the sample frame, forced counts go through it
+        frames = {None: make_frames(sample, args.size, args.batch)}
+    else:
+        frames = {n: make_face_frames(sample, SAMPLE_FACE_BOX, n, args.size, args.batch) for n in faces_list}
     try:
         cases = run_cases(engines, frames, args.iterations, args.warmup, forced=faces_list if args.force else None)
     finally:
