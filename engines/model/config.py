@@ -104,6 +104,13 @@ class UnifaceConfig:
     # layers deep (a ~31 px receptive field with its head), where faces of 8-24 px need context.
     # About 45M MACs a block at 640 x 480.
     s8_blocks: int = 0
+    # Top-down context for the finest detection levels: the heads of the first `head_context`
+    # bottom-up levels (stride 8 first) read F_bu + BN(conv1x1(F_td)), F_td being the top-down
+    # pathway's map at that stride, which it computes on its way to F_r anyway. The SSD heads of
+    # the paper see only their own level, where a stride-8 map is a few layers deep; faces of
+    # 10-30 px need the deeper levels' context (FPN, RetinaFace). The batch norm's scale starts at
+    # zero, so a network carried into it computes what it did until the context learns.
+    head_context: int = 0
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +150,9 @@ class UnifaceConfig:
             raise ValueError(f"{self.name}: unknown backbone {self.backbone!r}")
         if self.s8_blocks and (self.backbone != "mobilenet_v2" or self.mobilenet_first != 7):
             raise ValueError(f"{self.name}: stride-8 blocks follow our own stride-8 stage (MobileNetV2 from block 7)")
+        if self.head_context and (not self.fusion or not self.shared_backbone or not 0 < self.head_context <= levels):
+            raise ValueError(f"{self.name}: head context needs the shared top-down pathway and 1-{levels} levels, "
+                             f"got {self.head_context}")
         if self.mobilenet_first not in (0, 4, 7):
             raise ValueError(f"{self.name}: MobileNetV2 can start at block 0, 4 or 7, not {self.mobilenet_first}")
         if self.backbone == "mobilenet_v2" and tuple(s.channels for s in self.stages[:4]) != (24, 32, 96, 320):
@@ -291,6 +301,11 @@ MNV2_S8_MNV2FACE_PX = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2fa
 # depth and context for the smallest faces' level. Carried from MNV2_S8_MNV2FACE_PX's weights, where
 # the blocks start as the identity (scripts/carry_run.py).
 MNV2_S8_MNV2FACE_PX_D8 = dataclasses.replace(MNV2_S8_MNV2FACE_PX, name="mnv2_s8_mnv2face_px_d8", s8_blocks=2)
+# MNV2_S8_MNV2FACE_PX_D8 whose stride-8 head also reads the top-down map at stride 8 (`head_context`):
+# the deeper levels' context for the smallest faces. Carried from MNV2_S8_MNV2FACE_PX_D8's weights, where
+# the context starts at zero (scripts/carry_run.py).
+MNV2_S8_MNV2FACE_PX_D8_CTX = dataclasses.replace(MNV2_S8_MNV2FACE_PX_D8, name="mnv2_s8_mnv2face_px_d8_ctx",
+                                                 head_context=1)
 # The paper's ablations of MNV2_S8_MNV2FACE (model A), for its table (README, model card). B: two
 # networks, detection's and recognition's, each its own backbone (twice the backbone's cost). C: no
 # top-down fusion, F_r is the stride-16 map alone (MobileNetV2's block 13, the deepest map on which
@@ -307,13 +322,15 @@ TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FR
 TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_roi=28, face_branch=(96, 32), face_branch_kind="mobilenet",
                                     face_sampling=1, face_mobilenet_skip=(5, 6, 8, 9, 10, 12))
 TINY_MNV2FACE_PX = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_px", face_pixels=True)
+TINY_CTX = dataclasses.replace(TINY, name="tiny_ctx", head_context=2)
 TINY_MNV2FACE_B = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_b", shared_backbone=False)
 TINY_MNV2FACE_C = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_c", fusion=False, fr_stride=16)
 TINY_MNV2FACE_D = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_d", landmark_attention=False, face_template=None)
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
                                MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE,
-                               MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
-                               TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_PX, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
+                               MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_PX_D8_CTX,
+                               MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
+                               TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_PX, TINY_CTX, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
                                TINY_MNV2FACE_D)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default
 CONFIG_HELP = f"network configuration (default {SHIPPED_CONFIG}; known: {', '.join(CONFIGS)})"

@@ -113,10 +113,23 @@ class TopDown(nn.Module):
         self.out = SeparableConv(cfg.td_channels, cfg.fr_channels)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        return self.with_levels(feats)[0]
+
+    def with_levels(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """F_r and the top-down maps F_td at every backbone level (at feats[i]'s stride)."""
         td = self.laterals[-1](feats[-1])
+        levels = [td]
         for lateral, feat in zip(reversed(self.laterals[:-1]), reversed(feats[:-1])):
             td = F.interpolate(td, size=feat.shape[-2:], mode="nearest") + lateral(feat)
-        return self.out(td)
+            levels.append(td)
+        return self.out(td), levels[::-1]
+
+
+def zero_context_lateral(cin: int, cout: int) -> ConvBNReLU:
+    """1x1 conv + batch norm whose scale is zero: added to a map, it changes nothing until it learns."""
+    lateral = ConvBNReLU(cin, cout, 1, relu=False)
+    nn.init.zeros_(lateral[1].weight)
+    return lateral
 
 
 class DeepMap(nn.Module):
@@ -269,6 +282,9 @@ class Uniface(nn.Module):
         self.heads = nn.ModuleList(
             DetectionHead(s.channels, a) for s, a in zip(cfg.stages[1:], cfg.anchors_per_cell)
         )
+        # the finest heads' top-down context (`UnifaceConfig.head_context`), stride 8 first
+        self.head_context = nn.ModuleList(zero_context_lateral(cfg.td_channels, s.channels)
+                                          for s in cfg.stages[1:1 + cfg.head_context])
         self.attention = LandmarkAttention(cfg)
         for i, sizes in enumerate(cfg.anchor_sizes):
             self.register_buffer(f"anchor_shapes_{i}", level_anchor_shapes(sizes, cfg.aspect_ratios), persistent=False)
@@ -281,7 +297,12 @@ class Uniface(nn.Module):
     def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
         """Normalised images (N, 3, H, W) -> per-anchor predictions, anchors and F_r."""
         feats = self.backbone(x)
-        fr = self.topdown(feats if self.recognition_backbone is None else self.recognition_backbone(x))
+        if self.cfg.head_context:
+            fr, td = self.topdown.with_levels(feats)
+            feats = [f + self.head_context[i - 1](td[i]) if 0 < i <= len(self.head_context) else f
+                     for i, f in enumerate(feats)]
+        else:
+            fr = self.topdown(feats if self.recognition_backbone is None else self.recognition_backbone(x))
         preds, anchors = [], []
         for i, (head, feat, stride) in enumerate(zip(self.heads, feats[1:], self.cfg.strides)):
             preds.append(head(feat))

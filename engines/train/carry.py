@@ -46,11 +46,12 @@ def carry_checkpoint(source: Path, config: str, out: Path, imagenet: Path | None
     if "optimizer" not in ckpt:
         raise ValueError(f"{source} is not a resumable checkpoint (no optimiser state): carry a run's last.pt")
     # a run with a weight average (--ema) trains the weights beside it: those go on, with their
-    # optimiser state, and the new run's average starts again from them
+    # optimiser state, and the average goes on beside them (the added tensors enter both as they
+    # start), so an arm carried from the run is averaged over the same history as the run
     trained = ckpt.pop("train_state_dict", None)
-    ckpt.pop("ema_updates", None)
+    average = None
     if trained is not None:
-        ckpt["state_dict"] = trained
+        average, ckpt["state_dict"] = ckpt["state_dict"], trained
     old_model = Uniface(get_config(ckpt["config"]))
     old_model.load_state_dict(ckpt["state_dict"])
     cfg = get_config(config)
@@ -83,6 +84,8 @@ def carry_checkpoint(source: Path, config: str, out: Path, imagenet: Path | None
     settings = {**ckpt.get("settings", {}), "config": config}
     payload = {**ckpt, "config": config, "state_dict": model.state_dict(), "settings": settings,
                "optimizer": {"state": state, "param_groups": groups}}
+    if average is not None:
+        payload.update(state_dict={**model.state_dict(), **average}, train_state_dict=model.state_dict())
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, out)
     return CarriedCheckpoint(out, int(ckpt["step"]), added)

@@ -67,7 +67,8 @@ def spread_weights(config: str, path, start_from: str | None = None):
 @pytest.mark.parametrize("config, start_from", [
     ("tiny", None), (SHIPPED_CONFIG, None), ("wide_roi32", SHIPPED_CONFIG), ("wide", SHIPPED_CONFIG),
     ("wide_aligned_deep", SHIPPED_CONFIG), ("tiny_mnv2face", None), ("tiny_mnv2face_b", None), ("tiny_mnv2face_c", None),
-    ("tiny_mnv2face_d", None), ("tiny_mnv2face_px", None), ("mnv2_s8_mnv2face_px_d8", "mnv2_s8_mnv2face_px")])
+    ("tiny_mnv2face_d", None), ("tiny_mnv2face_px", None), ("mnv2_s8_mnv2face_px_d8", "mnv2_s8_mnv2face_px"),
+    ("tiny_ctx", "tiny")])
 def test_torch_and_onnxruntime_agree(config, start_from, cache_dir, tmp_path):
     frames = _frames()
     weights = spread_weights(config, tmp_path / "w.pt", start_from)

@@ -9,7 +9,7 @@ from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
 from engines.model.config import (MNV2_S8_MNV2FACE, PROD, TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
-                                  TINY_MNV2FACE_D, TINY_MNV2FACE_PX,
+                                  TINY_CTX, TINY_MNV2FACE_D, TINY_MNV2FACE_PX,
                                   WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config)
 from engines.model.network import Uniface
 from engines.model.nms import box_iou, cluster_nms
@@ -34,7 +34,7 @@ def greedy_nms_reference(boxes: np.ndarray, scores: np.ndarray, iou_threshold: f
     return kept
 
 
-@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C, TINY_MNV2FACE_D, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
+@pytest.mark.parametrize("cfg", [TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C, TINY_MNV2FACE_D, TINY_CTX, PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED],
                          ids=lambda c: c.name)
 def test_output_shapes_and_contract(cfg):
     model = Uniface(cfg).eval()

