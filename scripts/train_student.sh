@@ -49,14 +49,19 @@
 # 96.80% (3,000 pairs), LFW on its own detection 96.2% against 95.5% (1,000 pairs), 1.8 large unconfirmed
 # boxes per 100 clip frames against 5.5, ~2.8x the canvases an hour. The same arms at step 10,500,
 # without the average, had given WIDER +0.05 / +0.05 / +0.01 and recognition -0.5 +- 0.3 points.
+# From step 13,250 a step is 16 canvases + 16 views, at about the same time a step: the run continues
+# from that arm (scripts/ab_arm.sh split16 13250 --batch 16 --crop-batch 16, from step 12,750 beside the
+# run and two other arms, weight averages at 13,250): WIDER at 1024x768 (50 images) 0.694 / 0.450 /
+# 0.162 against 0.673 / 0.433 / 0.143, at 640x480 (20 images) 0.502 / 0.298 / 0.037 against 0.491 /
+# 0.269 / 0.031, LFW on YuNet's landmarks 96.73% against 96.70% (+0.03 +- 0.22, 3,000 pairs).
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
 exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_mnv2face" \
-  --config mnv2_s8_mnv2face_px_d8 --init imagenet --input-hint-weight 1 --steps 30000 --batch 8 --canvas 320x320 \
-  --crop-batch 32 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \
+  --config mnv2_s8_mnv2face_px_d8 --init imagenet --input-hint-weight 1 --steps 30000 --batch 16 --canvas 320x320 \
+  --crop-batch 16 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \
   --letterbox-p 0.3 --turn-p 0.5 --turn-degrees 30 --backdrop-p 0.5 --faceless-p 0.15 --dark-p 0.2 \
   --native-p 0.3 --set-repeat wider-odd=8 --small-p 0.3 --ema 0.998 --channels-last \
   --official-boxes "$ROOT/../shared/data/widerface-sample/wider_face_val.mat" "$@"
