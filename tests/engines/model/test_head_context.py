@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from engines.model.config import MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_PX_D8_CTX, TINY, TINY_CTX
-from engines.model.network import Uniface
+from tests.support.carried import carried_pair
 
 
 def _carried(shallow_cfg, ctx_cfg):
-    torch.manual_seed(0)
-    base = Uniface(shallow_cfg).eval()
-    ctx = Uniface(ctx_cfg).eval()
-    missing, unexpected = ctx.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("head_context.") for k in missing)
-    return base, ctx
+    return carried_pair(shallow_cfg, ctx_cfg, "head_context.")
 
 
 @pytest.mark.parametrize("shallow_cfg, ctx_cfg", [(TINY, TINY_CTX), (MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_PX_D8_CTX)],

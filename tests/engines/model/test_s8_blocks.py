@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from engines.model.config import MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8
-from engines.model.network import Uniface
+from tests.support.carried import carried_pair
 
 
 def _pair():
-    torch.manual_seed(0)
-    base = Uniface(MNV2_S8_MNV2FACE_PX).eval()
-    deep = Uniface(MNV2_S8_MNV2FACE_PX_D8).eval()
-    missing, unexpected = deep.load_state_dict(base.state_dict(), strict=False)
-    assert not unexpected and missing and all(k.startswith("backbone.s8_blocks.") for k in missing)
-    return base, deep
+    return carried_pair(MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8, "backbone.s8_blocks.")
 
 
 def test_added_blocks_start_as_the_identity_and_then_learn():
