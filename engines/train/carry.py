@@ -82,10 +82,11 @@ def carry_checkpoint(source: Path, config: str, out: Path, imagenet: Path | None
                 state[i] = saved["state"][old_index[name]]
         groups.append({**saved_group, "params": indices})
     settings = {**ckpt.get("settings", {}), "config": config}
-    payload = {**ckpt, "config": config, "state_dict": model.state_dict(), "settings": settings,
+    carried = model.state_dict()
+    payload = {**ckpt, "config": config, "state_dict": carried, "settings": settings,
                "optimizer": {"state": state, "param_groups": groups}}
     if average is not None:
-        payload.update(state_dict={**model.state_dict(), **average}, train_state_dict=model.state_dict())
+        payload.update(state_dict={**carried, **average}, train_state_dict=carried)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, out)
     return CarriedCheckpoint(out, int(ckpt["step"]), added)
