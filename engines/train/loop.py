@@ -21,6 +21,7 @@ from engines.model.layers import ResidualMLP, ResidualSeparable
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
+from engines.train.carried_state import carried_step, read_carried, write_carried
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
 from engines.train.hints import HINT_TAP, HintTeacher
@@ -103,6 +104,10 @@ class TrainSettings:
     # last.pt's "state_dict" hold (`weight_average`); last.pt keeps the trained weights beside it
     # ("train_state_dict") to resume from. 0: no average, the trained weights themselves
     ema: float = 0.0
+    # a carried copy of last.pt (`carried_state`: small enough to commit), written beside it at
+    # every evaluation; the run starts from it when it holds a later step than last.pt (a fresh
+    # machine, where runs/ is gone). "": none
+    carried: str = ""
     weights: dict = field(default_factory=lambda: asdict(LossWeights()))
 
 
@@ -332,7 +337,10 @@ def train(s: TrainSettings) -> dict:
     teacher_mean = torch.from_numpy(teacher_centre(train_labels))
     model = Uniface(cfg).to(device)
     last = out / "last.pt"
-    if s.init and not last.exists():  # a resumed run starts from its own checkpoint instead
+    carried = Path(s.carried) if s.carried else None
+    from_carried = carried is not None and carried_step(carried) > carried_step(last)
+    resumable = last.exists() or from_carried
+    if s.init and not resumable:  # a resumed run starts from its own checkpoint instead
         if s.init == "imagenet":
             log.info("backbone from ImageNet: %d tensors", init_from_imagenet(model))
         else:
@@ -380,22 +388,26 @@ def train(s: TrainSettings) -> dict:
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     saved_average = None
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    if resumable:
+        source = carried if from_carried else last
+        ckpt = read_carried(source) if from_carried else torch.load(last, map_location="cpu", weights_only=False)
+        if ckpt.get("config", s.config) != s.config:
+            raise ValueError(f"{source} is a run of config {ckpt['config']}, not {s.config}: resume it with "
+                             "that config, or use another --out")
         # a run that keeps an average saves the weights it trains beside it
         model.load_state_dict(ckpt.get("train_state_dict", ckpt["state_dict"]))
         if "train_state_dict" in ckpt:
             saved_average = (ckpt["state_dict"], ckpt.get("ema_updates", 0))
         if (head is None) != ("identity_head" not in ckpt):
-            raise ValueError(f"{last} was trained with the identity loss {'on' if head is None else 'off'}: "
+            raise ValueError(f"{source} was trained with the identity loss {'on' if head is None else 'off'}: "
                              "resume it the same way, or use another --out")
         if head is not None:
             if ckpt["identity_names"] != table.names:
-                raise ValueError(f"{last} has another identity table (file, sets or --identity-min-images "
+                raise ValueError(f"{source} has another identity table (file, sets or --identity-min-images "
                                  "changed): resume it with the same, or use another --out")
             head.data.copy_(ckpt["identity_head"])
         if (hints is None) != ("hint_regressor" not in ckpt):
-            raise ValueError(f"{last} was trained with the hint loss {'on' if hints is None else 'off'}: "
+            raise ValueError(f"{source} was trained with the hint loss {'on' if hints is None else 'off'}: "
                              "resume it the same way, or use another --out")
         if hints is not None:
             hints.regressor.load_state_dict(ckpt["hint_regressor"])
@@ -404,7 +416,7 @@ def train(s: TrainSettings) -> dict:
             g["lr_scale"] = fresh.get("lr_scale", 1.0)
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         torch.set_rng_state(ckpt["rng"])
-        log.info("resumed from %s at step %d", last, step)
+        log.info("resumed from %s at step %d", source, step)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), augment_settings(s),
@@ -540,6 +552,8 @@ def train(s: TrainSettings) -> dict:
                 if average is not None:
                     resume.update(train_state_dict=model.state_dict(), ema_updates=average.updates)
                 _save(last, {**payload, **resume})
+                if carried is not None:
+                    write_carried({**payload, **resume}, carried)
                 training_mode(model, s.freeze_detector)
     log_file.close()
     return {"step": step, "best": best, "out": str(out)}

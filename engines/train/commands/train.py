@@ -105,6 +105,10 @@ def register(sub) -> None:
                    help="validate, keep and ship a moving average of the weights with this decay (e.g. 0.998: "
                         "about the last 500 steps) instead of the last step's; last.pt keeps both, and a run "
                         "takes one up when resumed; 0: off (0)")
+    p.add_argument("--carried", type=Path, default=None, metavar="FILE",
+                   help="also write a small copy of last.pt here at every evaluation (about a third of its size: "
+                        "weights in float16, for committing to the repository), and start from it when it holds "
+                        "a later step than last.pt, as on a fresh machine where --out is gone (none)")
     p.add_argument("--stop-at", type=int, default=0,
                    help="stop at this step (with a checkpoint) without changing the --steps schedule: a "
                         "slice of a long run, e.g. one arm of an A/B; 0: run to --steps (0)")
@@ -208,7 +212,7 @@ def run(args) -> int:
         identity_repeat=args.identity_repeat,
         residual_lr_scale=args.residual_lr_scale, freeze_detector=args.freeze_detector, stop_at=args.stop_at,
         keep_every=args.keep_every,
-        live_targets=args.live_targets, ema=args.ema,
+        live_targets=args.live_targets, ema=args.ema, carried=str(args.carried or ""),
     )
     try:
         result = train(settings)

@@ -206,6 +206,55 @@ def test_a_run_with_a_weight_average_saves_and_resumes_it(view_cache, tmp_path):
         torch.testing.assert_close(resumed["state_dict"][name], expected)
 
 
+
+def test_a_run_on_a_fresh_machine_resumes_from_its_carried_state(view_cache, tmp_path):
+    """--carried: a small copy of last.pt written beside it; with the run folder gone (a fresh
+    machine) the run continues from it at the same step and schedule, and a carried file older
+    than last.pt is passed over."""
+    from engines.train.carried_state import compact, expand, read_carried
+    from engines.train.loop import _lr, train
+
+    carried = tmp_path / "repo" / "carried.pt"
+    out = tmp_path / "run"
+    assert train(_settings(view_cache, out, steps=6, stop_at=2, ema=0.9, carried=str(carried)))["step"] == 2
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert carried.stat().st_size < 0.45 * (out / "last.pt").stat().st_size
+    restored = read_carried(carried)
+    assert restored["step"] == 2 and restored["ema_updates"] == 2 and restored["config"] == "tiny"
+    for key in ("state_dict", "train_state_dict"):
+        for name, value in last[key].items():
+            if value.is_floating_point():
+                torch.testing.assert_close(restored[key][name], value, rtol=1e-3, atol=1e-4)
+            else:
+                assert torch.equal(restored[key][name], value)
+    moments, saved = restored["optimizer"]["state"], last["optimizer"]["state"]
+    assert moments.keys() == saved.keys()
+    for index, s in moments.items():
+        assert torch.equal(s["step"], saved[index]["step"]) and not s["exp_avg"].any()
+        torch.testing.assert_close(s["exp_avg_sq"], saved[index]["exp_avg_sq"], rtol=1e-2, atol=1e-30)
+
+    step_two = carried.read_bytes()
+    whole = _settings(view_cache, tmp_path / "fresh", steps=6, stop_at=4, ema=0.9, carried=str(carried))
+    assert train(whole)["step"] == 4  # two more steps, not four
+    lines = [json.loads(line) for line in (tmp_path / "fresh" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "lr" in r] == [3, 4]
+    assert all(r["lr"] == pytest.approx(_lr(r["step"], whole), abs=1e-6) for r in lines if "lr" in r)
+    assert torch.load(tmp_path / "fresh" / "last.pt", weights_only=False)["ema_updates"] == 4
+    assert read_carried(carried)["step"] == 4
+
+    carried.write_bytes(step_two)  # older than the run's own last.pt: not taken up
+    assert train(_settings(view_cache, tmp_path / "fresh", steps=6, ema=0.9, carried=str(carried)))["step"] == 6
+    lines = [json.loads(line) for line in (tmp_path / "fresh" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if "lr" in r] == [3, 4, 5, 6]
+
+    with pytest.raises(ValueError, match="config tiny, not tiny_ctx"):
+        train(_settings(view_cache, tmp_path / "other", config="tiny_ctx", carried=str(carried)))
+    with pytest.raises(ValueError, match="not a carried run state"):
+        expand(last)
+    with pytest.raises(ValueError, match="not a resumable checkpoint"):
+        compact({"state_dict": last["state_dict"], "step": 2})
+
+
 def _tiny_parameters(state):
     """(name, tensor) of the tiny network's parameters in a state dict (not its buffers, which
     batch norm moves in training mode whatever the learning rate)."""
