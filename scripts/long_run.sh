@@ -5,8 +5,8 @@
 # before training when a set is missing: the run's data (and the teacher mean it centres SFace's
 # embeddings on) must not change under it. The extra sets' git mirrors come from the workplace's
 # fetch tool; scripts/extra_sets.sh names any that are missing.
-# The run itself resumes from runs/student/last.pt, or from the committed
-# engines/train/carried/student.pt where that holds a later step (scripts/train_student.sh).
+# The run itself resumes from runs/student_mnv2face/last.pt, or from the committed
+# engines/train/carried/student_mnv2face.pt where that holds a later step (scripts/train_student.sh).
 #
 #   nohup scripts/long_run.sh > logs/long_run.log 2>&1 &
 set -euo pipefail

@@ -5,10 +5,10 @@
 # hint, taught by YuNet + SFace through the view cache (`scripts/label_all.sh`). Start it first thing
 # in every session, through `scripts/long_run.sh` (labels first, on a fresh machine).
 #
-# Its state is carried in the repository: every evaluation writes engines/train/carried/student.pt
-# (`train --carried`, a third of last.pt's size) beside runs/student/last.pt, and a run whose
+# Its state is carried in the repository: every evaluation writes engines/train/carried/student_mnv2face.pt
+# (`train --carried`, a third of last.pt's size) beside runs/student_mnv2face/last.pt, and a run whose
 # folder is gone starts from that file. Commit it before a session stops. The first long run
-# (runs/student_mnv2face, 2026-11/12) had only runs/, and was lost with its machine at step
+# (2026-11/12) had only runs/student_mnv2face, and was lost with its machine at step
 # ~14,000; this run started again on 2026-12-07 from ImageNet with, from step 0, every option that
 # run had taken up along the way, each on an A/B (README, "The next student"):
 #   --config mnv2_s8_mnv2face_px_d8    face pixels (step 6,000: LFW of the recognition +1.9 +- 0.7
@@ -28,16 +28,16 @@
 #                                      0.694 / 0.450 / 0.162 against 0.673 / 0.433 / 0.143 with 8 + 32,
 #                                      recognition equal); ~1.75 s a step alone
 # 30,000 steps of cosine schedule (~15 h of this machine alone); every 1,000th step's weights are
-# kept in runs/student (step_NNNNNN.pt) for comparisons at equal steps.
+# kept in runs/student_mnv2face (step_NNNNNN.pt) for comparisons at equal steps.
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
-exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student" \
+exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_mnv2face" \
   --config mnv2_s8_mnv2face_px_d8 --init imagenet --input-hint-weight 1 --steps 30000 --batch 16 --canvas 320x320 \
   --crop-batch 16 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \
-  --carried "$ROOT/engines/train/carried/student.pt" \
+  --carried "$ROOT/engines/train/carried/student_mnv2face.pt" \
   --letterbox-p 0.3 --turn-p 0.5 --turn-degrees 30 --backdrop-p 0.5 --faceless-p 0.15 --dark-p 0.2 \
   --native-p 0.3 --set-repeat wider-odd=8 --small-p 0.3 --ema 0.998 --channels-last \
   --official-boxes "$ROOT/../shared/data/widerface-sample/wider_face_val.mat" "$@"
