@@ -16,12 +16,12 @@ ckpt=$(printf "step_%06d.pt" "$STEP")
 for jitter in 0 60; do
   for letter in a b c d; do
     if [ "$letter" = a ]; then
-      # the long run's own configuration at that step (mnv2_s8_mnv2face up to step 6,000, then _px)
+      # the configuration the checkpoint was trained as
       weights="$ROOT/runs/student_mnv2face/$ckpt"
       [ -f "$weights" ] && config=$("$ROOT/.venv/bin/python" -c \
         "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['config'])" "$weights")
     else
-      weights="$ROOT/runs/ablation_$letter/$ckpt" config="mnv2_s8_mnv2face_$letter"
+      weights="$ROOT/runs/ablation_$letter/$ckpt" config="mnv2_s8_mnv2face_px_d8_$letter"
     fi
     [ -f "$weights" ] || { echo "model $letter: no $weights yet, skipped" >&2; continue; }
     json="$OUT/lfw_${letter}_${STEP}_jitter${jitter}.json"

@@ -31,13 +31,16 @@
 # kept in runs/student_mnv2face (step_NNNNNN.pt) for comparisons at equal steps.
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
+#
+# CONFIG, OUT and CARRIED name another network, run folder and carried file for the same recipe
+# (scripts/train_ablation.sh: the paper's ablations on exactly this run's schedule).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
-exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "$ROOT/runs/student_mnv2face" \
-  --config mnv2_s8_mnv2face_px_d8 --init imagenet --input-hint-weight 1 --steps 30000 --batch 16 --canvas 320x320 \
+exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "${OUT:-$ROOT/runs/student_mnv2face}" \
+  --config "${CONFIG:-mnv2_s8_mnv2face_px_d8}" --init imagenet --input-hint-weight 1 --steps 30000 --batch 16 --canvas 320x320 \
   --crop-batch 16 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \
-  --carried "$ROOT/engines/train/carried/student_mnv2face.pt" \
+  --carried "${CARRIED:-$ROOT/engines/train/carried/student_mnv2face.pt}" \
   --letterbox-p 0.3 --turn-p 0.5 --turn-degrees 30 --backdrop-p 0.5 --faceless-p 0.15 --dark-p 0.2 \
   --native-p 0.3 --set-repeat wider-odd=8 --small-p 0.3 --ema 0.998 --channels-last \
   --official-boxes "$ROOT/../shared/data/widerface-sample/wider_face_val.mat" "$@"

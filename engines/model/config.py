@@ -306,17 +306,19 @@ MNV2_S8_MNV2FACE_PX_D8 = dataclasses.replace(MNV2_S8_MNV2FACE_PX, name="mnv2_s8_
 # the context starts at zero (scripts/carry_run.py).
 MNV2_S8_MNV2FACE_PX_D8_CTX = dataclasses.replace(MNV2_S8_MNV2FACE_PX_D8, name="mnv2_s8_mnv2face_px_d8_ctx",
                                                  head_context=1)
-# The paper's ablations of MNV2_S8_MNV2FACE (model A), for its table (README, model card). B: two
+# The paper's ablations of the long run's network MNV2_S8_MNV2FACE_PX_D8 (model A), for its table
+# (README, model card), each trained by the long run's own command (scripts/train_ablation.sh). B: two
 # networks, detection's and recognition's, each its own backbone (twice the backbone's cost). C: no
 # top-down fusion, F_r is the stride-16 map alone (MobileNetV2's block 13, the deepest map on which
 # a 112 px face still spans 7 cells). D: no landmark attention, the face branch on the box alone,
-# its feature twice as wide (1024-D, the width of A's 512 + 4 x 128): 2.31M parameters to A's 2.08M,
-# as A's landmark branches hold only 31k (the paper doubled its branch's channels instead, to keep
-# the count; here that would leave D 0.8M more).
-MNV2_S8_MNV2FACE_B = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_b", shared_backbone=False)
-MNV2_S8_MNV2FACE_C = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_c", fusion=False, fr_stride=16)
-MNV2_S8_MNV2FACE_D = dataclasses.replace(MNV2_S8_MNV2FACE, name="mnv2_s8_mnv2face_d", landmark_attention=False,
-                                         face_template=None)
+# its feature twice as wide (1024-D, the width of A's 512 + 4 x 128), and without the aligned chip's
+# pixels, which are landmark alignment too; A's landmark branches hold only 31k parameters, so the
+# paper's doubling of the branch's channels to keep the count would leave D 0.8M larger.
+LONG_RUN = MNV2_S8_MNV2FACE_PX_D8
+ABLATION_B = dataclasses.replace(LONG_RUN, name=f"{LONG_RUN.name}_b", shared_backbone=False)
+ABLATION_C = dataclasses.replace(LONG_RUN, name=f"{LONG_RUN.name}_c", fusion=False, fr_stride=16)
+ABLATION_D = dataclasses.replace(LONG_RUN, name=f"{LONG_RUN.name}_d", landmark_attention=False, face_template=None,
+                                 face_pixels=False)
 TINY_DEEP = dataclasses.replace(TINY, name="tiny_deep", face_template=ARCFACE_FRAME, face_roi=16, face_branch=(16, 24),
                                 face_branch_kind="deep", deep_blocks=(1, 1))
 TINY_MNV2FACE = dataclasses.replace(TINY_DEEP, name="tiny_mnv2face", face_roi=28, face_branch=(96, 32), face_branch_kind="mobilenet",
@@ -329,7 +331,7 @@ TINY_MNV2FACE_D = dataclasses.replace(TINY_MNV2FACE, name="tiny_mnv2face_d", lan
 CONFIGS = {c.name: c for c in (PROD, WIDE, WIDER, WIDE_TD, WIDE_ROI32, WIDE_ALIGNED, WIDE_ALIGNED_DEEP, MNV2_ALIGNED,
                                MNV2_LITE_ALIGNED, MNV2_S8_ALIGNED, MNV2_S8_SLIM_ALIGNED, MNV2_S8_DEEP, MNV2_S8_MNV2FACE,
                                MNV2_S8_MNV2FACE_PX, MNV2_S8_MNV2FACE_PX_D8, MNV2_S8_MNV2FACE_PX_D8_CTX,
-                               MNV2_S8_MNV2FACE_B, MNV2_S8_MNV2FACE_C, MNV2_S8_MNV2FACE_D, TINY,
+                               ABLATION_B, ABLATION_C, ABLATION_D, TINY,
                                TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_PX, TINY_CTX, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
                                TINY_MNV2FACE_D)}
 SHIPPED_CONFIG = WIDE_ALIGNED.name  # the configuration of the shipped weights: every command's default

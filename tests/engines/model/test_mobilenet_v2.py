@@ -150,10 +150,11 @@ def test_ablation_b_starts_both_of_its_networks_from_imagenet(weights):
     from engines.model.mobilenet_v2 import init_from_imagenet
     from engines.model.network import Uniface
 
-    model = Uniface(get_config("mnv2_s8_mnv2face_b"))
+    model = Uniface(get_config("mnv2_s8_mnv2face_px_d8_b"))
     loaded = init_from_imagenet(model, weights)
     detection, recognition = model.backbone.mobilenet.state_dict(), model.recognition_backbone.mobilenet.state_dict()
-    assert loaded == len(detection) + len(recognition) + len(model.attention.face.mobilenet.state_dict())
+    face = model.attention.face
+    assert loaded == len(detection) + len(recognition) + len(face.mobilenet.state_dict()) + len(face.pixel_blocks.state_dict())
     assert all(torch.equal(detection[k], recognition[k]) for k in detection)
 
 

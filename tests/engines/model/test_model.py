@@ -8,7 +8,7 @@ import torch
 from engines.model.anchors import (
     decode_boxes, decode_landmarks, encode_boxes, encode_landmarks, grid_anchors, level_anchor_shapes,
 )
-from engines.model.config import (MNV2_S8_MNV2FACE, PROD, TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
+from engines.model.config import (LONG_RUN, PROD, TINY, TINY_DEEP, TINY_MNV2FACE, TINY_MNV2FACE_B, TINY_MNV2FACE_C,
                                   TINY_CTX, TINY_MNV2FACE_D, TINY_MNV2FACE_PX,
                                   WIDE, WIDE_ALIGNED, WIDE_ROI32, WIDE_TD, WIDER, get_config)
 from engines.model.network import Uniface
@@ -156,12 +156,16 @@ def test_ablation_d_pools_the_box_alone_without_landmark_attention():
 
 
 def test_the_ablation_configurations_are_the_main_run_but_for_their_one_change():
-    changed = {"b": {"name", "shared_backbone"}, "c": {"name", "fusion", "fr_stride"}, "d": {"name", "landmark_attention", "face_template"}}
+    changed = {"b": {"name", "shared_backbone"}, "c": {"name", "fusion", "fr_stride"},
+               "d": {"name", "landmark_attention", "face_template", "face_pixels"}}
     for letter, fields in changed.items():
-        ablation = get_config(f"{MNV2_S8_MNV2FACE.name}_{letter}")
-        differ = {f.name for f in dataclasses.fields(ablation)
-                  if getattr(ablation, f.name) != getattr(MNV2_S8_MNV2FACE, f.name)}
+        ablation = get_config(f"{LONG_RUN.name}_{letter}")
+        differ = {f.name for f in dataclasses.fields(ablation) if getattr(ablation, f.name) != getattr(LONG_RUN, f.name)}
         assert differ == fields, letter
+        model = Uniface(ablation).eval()  # each builds and runs as a whole network
+        with torch.no_grad():
+            heads = model.forward_heads(model.normalise(torch.zeros(1, 160, 160, 3, dtype=torch.uint8)))
+        assert heads.fr.shape[-2:] == (160 // ablation.fr_stride,) * 2
 
 
 def test_head_outputs_per_anchor():
