@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 EXTRA="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/extra-sets"
 "$ROOT/scripts/extra_sets.sh" "$EXTRA" || echo "label_all: some extra sets are missing; labelling the rest" >&2
 args=()
-for set in utkface celeba-aligned face-mask web-humans wider-odd; do
+for set in wider-odd utkface celeba-aligned face-mask web-humans; do  # WIDER first: the crowds a run may start on
   [ -f "$EXTRA/$set/.complete" ] && args+=(--extra "$set=$EXTRA/$set")
 done
 exec nice -n 10 "$ROOT/run" label-views "${args[@]}" "$@"
