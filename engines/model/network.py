@@ -38,6 +38,19 @@ class HeadOutputs:
     pixels: torch.Tensor  # (N, 3, H, W): the normalised input, where face-pixel configurations cut chips
 
 
+@dataclass
+class Detections:
+    """The deployed graph's faces before landmark attention (K = max faces per image), with the
+    maps `Uniface.embed` takes: `Uniface.detect`'s result."""
+
+    boxes: torch.Tensor  # (N, K, 4) input pixels, zero where not valid
+    scores: torch.Tensor  # (N, K) sorted, zero where not valid
+    landmarks: torch.Tensor  # (N, K, 5, 2)
+    valid: torch.Tensor  # (N, K) bool: the faces above the threshold, within max_faces
+    count: torch.Tensor  # (N,) int32
+    heads: HeadOutputs
+
+
 class Backbone(nn.Module):
     """Stem (stride 2) and separable-conv stages at strides 4, 8, 16, ...; with the
     "mobilenet_v2" backbone, MobileNetV2's blocks give strides 4 to 32 and the stages after
@@ -339,10 +352,9 @@ class Uniface(nn.Module):
         keep[prefix] = kept.t()
         return keep.t()
 
-    def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
-        """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""
+    def detect(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor) -> Detections:
+        """The deployed graph up to landmark attention: its faces, sorted, and the maps to embed them."""
         cfg = self.cfg
-        n = images.shape[0]
         out = self.forward_heads(self.normalise(images))
         scores = out.logits.softmax(-1)[..., 1]
         scores, order = scores.topk(cfg.pre_nms_topk, dim=1)  # sorted, descending
@@ -362,6 +374,15 @@ class Uniface(nn.Module):
         validf = valid.to(scores.dtype)
         scores, boxes = scores * validf, boxes * validf[..., None]
         landmarks = landmarks * validf[..., None, None]
+        return Detections(boxes, scores, landmarks, valid, count, out)
+
+    def forward(self, images: torch.Tensor, score_threshold: torch.Tensor, max_faces: torch.Tensor):
+        """The deployed graph (see `engines.backends.uniface.UnifaceBackend` for the contract)."""
+        cfg = self.cfg
+        n = images.shape[0]
+        found = self.detect(images, score_threshold, max_faces)
+        boxes, scores, landmarks, valid, count, out = (found.boxes, found.scores, found.landmarks, found.valid,
+                                                       found.count, found.heads)
 
         # Landmark attention on the valid faces only. The ROI batch must never be empty, so a
         # frame without a valid face embeds one throwaway face (slot 0, cleared below); a frame

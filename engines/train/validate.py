@@ -12,7 +12,7 @@ import torch
 from engines.backends.uniface import DEFAULT_MAX_UPSCALE
 from engines.faces import box_iou, box_sides
 from engines.model.detection_threshold import DEFAULT_DETECTION_THRESHOLD
-from engines.preprocess import RawOutputs, letterbox_batch, to_faces
+from engines.preprocess import RawOutputs, centred_in_frame, letterbox_batch, to_faces
 from engines.train.backdrops import backdrop
 from engines.train.dataset import centred_teacher, mimic_eligible, positive_score
 from engines.train.labelling import ImageLabels
@@ -87,9 +87,8 @@ def background_boxes(model, labels: list[ImageLabels], input_size=(640, 480), de
         if canvas is not None:
             pending.append(canvas)
         if pending and (len(pending) == batch or i == len(labels) - 1):
-            out = model(torch.from_numpy(np.stack(pending)).to(device), torch.tensor([score], device=device),
-                        torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
-            found += int(RawOutputs(*(t.cpu().numpy() for t in out)).count.sum())
+            found += int(model.detect(torch.from_numpy(np.stack(pending)).to(device), torch.tensor([score], device=device),
+                                      torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device)).count.sum())
             seen += len(pending)
             pending = []
     return (found / seen if seen else float("nan")), seen
@@ -101,6 +100,10 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
              max_scale: float = DEFAULT_MAX_UPSCALE) -> ValidationResult:
     """Run the deployed graph (as exported) on held-out images and compare with the teacher.
 
+    The graph's detections are all scored; only those that found a mimic-sized teacher face are
+    embedded (`Uniface.detect`, then `Uniface.embed` as the graph calls it: the same embeddings).
+    At the AP's 0.02 threshold a young network fills all K slots of every image, and embedding
+    them all made one validation of 300 images cost as much as ~250 training steps.
     teacher_mean: subtracted from teacher embeddings before the cosine (the training target).
     bank: centred unit teacher embeddings of other (training) faces, for `teacher_retrieval`.
     max_scale: the most a small image is enlarged, as the product's backends do.
@@ -114,12 +117,19 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
         frames = [cv2.imread(l.path, cv2.IMREAD_COLOR) for l in chunk]
         keep = [i for i, f in enumerate(frames) if f is not None]
         images, placements = letterbox_batch([frames[i] for i in keep], input_size, max_scale=max_scale)
-        out = model(torch.from_numpy(images).to(device), torch.tensor([0.02], device=device),
-                    torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
-        per_image = to_faces(RawOutputs(*(t.cpu().numpy() for t in out)), placements)  # as the backends do
-        for faces, i in zip(per_image, keep):
+        detections = model.detect(torch.from_numpy(images).to(device), torch.tensor([0.02], device=device),
+                                  torch.tensor([model.cfg.max_faces], dtype=torch.int32, device=device))
+        raw = RawOutputs(detections.boxes.cpu().numpy(), detections.scores.cpu().numpy(),
+                         detections.landmarks.cpu().numpy(),  # embeddings: only the faces found, below
+                         np.zeros((len(keep), model.cfg.max_faces, model.cfg.embedding_dim), np.float32),
+                         detections.count.cpu().numpy())
+        per_image = to_faces(raw, placements)  # as the backends do
+        to_embed: list[tuple[int, int]] = []  # (image in the batch, slot) of each face found
+        for j, (faces, i) in enumerate(zip(per_image, keep)):
             lab = chunk[i]
-            det, det_scores, det_emb = faces.boxes, faces.scores, faces.embeddings
+            det, det_scores = faces.boxes, faces.scores
+            slots = np.flatnonzero(centred_in_frame(raw.boxes[j, :raw.count[j]] / placements[j].scale,
+                                                    placements[j].frame_size))  # to_faces' own cut
             k = len(det)
             care = (lab.scores >= positive_score(lab)) & (box_sides(lab.boxes) >= MIN_EVAL_FACE)
             positives += int(care.sum())
@@ -139,12 +149,17 @@ def validate(model, labels: list[ImageLabels], input_size=(640, 480), device="cp
                     d = int(np.argmax(iou[:, g]))
                     if iou[d, g] >= 0.5:
                         found += 1
-                        students.append(det_emb[d])
+                        to_embed.append((j, int(slots[d])))
                         teachers.append(lab.embeddings[g])
             else:
                 mimic_faces += int(mimic_eligible(lab).sum())
             all_scores.append(det_scores[~ignored])
             all_hits.append(hits[~ignored])
+        if to_embed:
+            image, slot = (torch.tensor(c, device=detections.boxes.device) for c in zip(*to_embed))
+            heads = detections.heads
+            students.extend(model.embed(heads.fr, detections.boxes[image, slot], detections.landmarks[image, slot],
+                                        image, pixels=heads.pixels, folded=True).float().cpu().numpy())
     ap = average_precision(np.concatenate(all_scores) if all_scores else np.zeros(0),
                            np.concatenate(all_hits) if all_hits else np.zeros(0, bool), positives)
     students_m = np.array(students, np.float32).reshape(-1, len(centre))

@@ -393,3 +393,32 @@ def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_ca
     assert len(stored) == 3 * len(data)
     assert (stored * live).sum(1).min() > 0.999  # the stored targets are float16
     assert train(_settings(view_cache, tmp_path / "live", steps=2, live_targets=True))["step"] == 2
+
+
+def test_validation_embeds_the_faces_it_found_as_the_deployed_graph_does(view_cache):
+    """validate() embeds only the detections that found a teacher face (`Uniface.detect`, then
+    `Uniface.embed`); its cosine is the one the whole graph's own embeddings give."""
+    from engines.faces import box_iou
+    from engines.model.config import SHIPPED_CONFIG
+    from engines.model.weights import load_model
+    from engines.preprocess import RawOutputs, letterbox_batch, to_faces
+    from engines.train.dataset import centred_teacher
+    from engines.train.validate import validate
+    from engines.train.view_labels import load_view_labels
+
+    model, meta = load_model(SHIPPED_CONFIG)
+    assert not meta.random_weights
+    labels = [l for l in load_view_labels(view_cache) if len(l.boxes) == 2]  # the photo with two faces
+    centre = np.full(128, 0.01, np.float32)
+    result = validate(model, labels, teacher_mean=centre)
+    assert result.found == 1.0 and result.faces == 2
+
+    label = labels[0]
+    images, placements = letterbox_batch([cv2.imread(label.path)], (640, 480))
+    with torch.no_grad():
+        out = model(torch.from_numpy(images), torch.tensor([0.02]), torch.tensor([model.cfg.max_faces], dtype=torch.int32))
+    faces = to_faces(RawOutputs(*(t.numpy() for t in out)), placements)[0]
+    nearest = box_iou(faces.boxes, label.boxes.astype(np.float32)).argmax(0)
+    teachers = centred_teacher(label.embeddings, centre)
+    expected = float(np.mean(np.sum(faces.embeddings[nearest] * teachers, axis=1)))
+    assert result.cosine == pytest.approx(expected, abs=1e-5)
