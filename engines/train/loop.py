@@ -332,15 +332,23 @@ def train(s: TrainSettings) -> dict:
     log.info("training on %d images (%d left out: the teacher found no face), validating on %d (device %s)",
              len(train_labels), split.teacher_missed, len(val_labels), device)
 
-    # dlib descriptors share a large common component (different people score cos ~0.85),
-    # so the student mimics them centred: the identity-bearing part dominates the loss.
-    teacher_mean = torch.from_numpy(teacher_centre(train_labels))
-    model = Uniface(cfg).to(device)
     last = out / "last.pt"
     carried = Path(s.carried) if s.carried else None
-    from_carried = carried is not None and carried_step(carried) > carried_step(last)
-    resumable = last.exists() or from_carried
-    if s.init and not resumable:  # a resumed run starts from its own checkpoint instead
+    ckpt, source = None, None
+    if carried is not None and carried_step(carried) > carried_step(last):
+        ckpt, source = read_carried(carried), carried
+    elif last.exists():
+        ckpt, source = torch.load(last, map_location="cpu", weights_only=False), last
+    # dlib descriptors share a large common component (different people score cos ~0.85),
+    # so the student mimics them centred: the identity-bearing part dominates the loss. A
+    # resumed run keeps the centre it started with, whatever images the cache has gained since
+    # (a run may start on a cache still being labelled).
+    if ckpt is not None and "teacher_mean" in ckpt:
+        teacher_mean = torch.tensor(ckpt["teacher_mean"], dtype=torch.float32)
+    else:
+        teacher_mean = torch.from_numpy(teacher_centre(train_labels))
+    model = Uniface(cfg).to(device)
+    if s.init and ckpt is None:  # a resumed run starts from its own checkpoint instead
         if s.init == "imagenet":
             log.info("backbone from ImageNet: %d tensors", init_from_imagenet(model))
         else:
@@ -388,9 +396,7 @@ def train(s: TrainSettings) -> dict:
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     saved_average = None
-    if resumable:
-        source = carried if from_carried else last
-        ckpt = read_carried(source) if from_carried else torch.load(last, map_location="cpu", weights_only=False)
+    if ckpt is not None:
         if ckpt.get("config", s.config) != s.config:
             raise ValueError(f"{source} is a run of config {ckpt['config']}, not {s.config}: resume it with "
                              "that config, or use another --out")
@@ -417,6 +423,7 @@ def train(s: TrainSettings) -> dict:
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         torch.set_rng_state(ckpt["rng"])
         log.info("resumed from %s at step %d", source, step)
+        del ckpt  # its optimiser state and weights are in place
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), augment_settings(s),

@@ -395,6 +395,22 @@ def test_live_targets_are_what_sface_says_of_the_pixels_the_student_sees(view_ca
     assert train(_settings(view_cache, tmp_path / "live", steps=2, live_targets=True))["step"] == 2
 
 
+def test_a_resumed_run_keeps_the_teacher_centre_it_started_with(view_cache, tmp_path):
+    """The centre SFace's targets are taken from is the run's own, saved with it: a run resumed on
+    a cache that has gained images since (one started while labelling went on) keeps it."""
+    from engines.train.loop import train
+
+    out = tmp_path / "run"
+    assert train(_settings(view_cache, out, steps=4, stop_at=2))["step"] == 2
+    last = torch.load(out / "last.pt", weights_only=False)
+    own = np.asarray(last["teacher_mean"], np.float32)
+    moved = own + 0.05  # as if the cache's faces had changed the mean since
+    last["teacher_mean"] = moved.tolist()
+    torch.save(last, out / "last.pt")
+    assert train(_settings(view_cache, out, steps=4))["step"] == 4
+    np.testing.assert_allclose(torch.load(out / "last.pt", weights_only=False)["teacher_mean"], moved, rtol=1e-6)
+
+
 def test_validation_embeds_the_faces_it_found_as_the_deployed_graph_does(view_cache):
     """validate() embeds only the detections that found a teacher face (`Uniface.detect`, then
     `Uniface.embed`); its cosine is the one the whole graph's own embeddings give."""
