@@ -206,7 +206,6 @@ def test_a_run_with_a_weight_average_saves_and_resumes_it(view_cache, tmp_path):
         torch.testing.assert_close(resumed["state_dict"][name], expected)
 
 
-
 def test_a_run_on_a_fresh_machine_resumes_from_its_carried_state(view_cache, tmp_path):
     """--carried: a small copy of last.pt written beside it; with the run folder gone (a fresh
     machine) the run continues from it at the same step and schedule, and a carried file older
