@@ -11,10 +11,13 @@ shard are skipped, so re-running the command resumes where it stopped.
 """
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -280,6 +283,38 @@ def plan_remaining(sets: list[ImageSet], out_dir: Path, done_names, limit: int |
     return todo, total, done_count
 
 
+@contextmanager
+def writer_lock(out_dir: Path) -> Iterator[None]:
+    """Hold a label folder for one labelling run: a second run into it (two would write the same
+    shard names, and each clears the other's half-written files) stops at once with ValueError."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".writer.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ValueError(f"another labelling run ({holder}) is writing {out_dir}: let it finish or stop it "
+                             "first") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def writes_label_folder(label_fn):
+    """Run a labelling function `label_fn(sets, out_dir, ...)` holding `out_dir`'s `writer_lock`."""
+    @functools.wraps(label_fn)
+    def locked(sets, out_dir, *args, **kwargs):
+        with writer_lock(Path(out_dir)):
+            return label_fn(sets, out_dir, *args, **kwargs)
+    return locked
+
+
 def check_meta(out_dir: Path, settings) -> None:
     """Pin a label folder to the settings (a dataclass) that made it: written once, compared on resume."""
     meta_path = out_dir / "meta.json"
@@ -297,6 +332,7 @@ def check_meta(out_dir: Path, settings) -> None:
     os.replace(tmp, meta_path)
 
 
+@writes_label_folder
 def label_images(
     sets: list[ImageSet],
     out_dir: Path,

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from engines.train import views as V
-from engines.train.labelling import ImageLabels, ImageSet, check_meta, image_columns, plan_remaining
+from engines.train.labelling import (ImageLabels, ImageSet, check_meta, image_columns, plan_remaining,
+                                     writes_label_folder)
 
 LABEL_VERSION = 1
 SHARD_SIZE = 500  # images per shard
@@ -229,6 +230,7 @@ def _done(set_dir: Path) -> set[str]:
     return done
 
 
+@writes_label_folder
 def label_views(sets: list[ImageSet], out_dir: Path, settings: ViewSettings = ViewSettings(), workers: int = 2,
                 limit: int | None = None, shard_size: int = SHARD_SIZE, progress: bool = True) -> ViewSummary:
     """Label every image of `sets` not yet in a complete shard under `out_dir`; resumable.

@@ -111,6 +111,26 @@ def test_label_views_command_one_line_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+
+def test_a_second_labelling_run_into_a_folder_being_written_stops_at_once(tmp_path, capsys):
+    """Two runs into one cache would write the same shard names (and clear each other's
+    half-written files): while one holds the folder, the other stops with a one-line error and
+    writes nothing; once it is done, the folder is free again."""
+    from engines.train.labelling import writer_lock
+    from main import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    out = tmp_path / "cache"
+    args = ["label-views", "--out", str(out), "--sets", "", "--extra", f"photos={photos}", "--workers", "1", "--quiet"]
+    with writer_lock(out):
+        assert main(args) == 2
+        assert "another labelling run (pid " in capsys.readouterr().err
+        assert not (out / "photos").exists() and not (out / "meta.json").exists()
+    assert main(args) == 0
+    assert (out / "meta.json").is_file()
+
 def test_label_views_command_on_shared_faces(tmp_path, capsys):
     if not (SHARED_DATA / "faces-misc").is_dir():
         pytest.skip("../shared/data is not present")
