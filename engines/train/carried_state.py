@@ -82,10 +82,3 @@ def read_carried(path: Path) -> dict:
     """The resumable checkpoint a carried file holds (see `expand`)."""
     return expand(torch.load(path, map_location="cpu", weights_only=False))
 
-
-def carried_step(path: Path) -> int:
-    """The step a carried file (or a `last.pt`) was written at; -1 when there is none."""
-    path = Path(path)
-    if not path.is_file():
-        return -1
-    return int(torch.load(path, map_location="cpu", weights_only=False)["step"])

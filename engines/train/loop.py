@@ -21,7 +21,7 @@ from engines.model.layers import ResidualMLP, ResidualSeparable
 from engines.model.network import Uniface
 from engines.model.widen import check_widenable, same_layout, widen_state
 from engines.train.augment import AugmentSettings
-from engines.train.carried_state import carried_step, read_carried, write_carried
+from engines.train.carried_state import expand, write_carried
 from engines.train.dataset import FaceDataset, centred_teacher, collate, mimic_eligible, split_labels
 from engines.train.face_crops import CropSettings, FaceCropDataset, mimic_faces, repeat_identified
 from engines.train.hints import HINT_TAP, HintTeacher
@@ -334,11 +334,12 @@ def train(s: TrainSettings) -> dict:
 
     last = out / "last.pt"
     carried = Path(s.carried) if s.carried else None
-    ckpt, source = None, None
-    if carried is not None and carried_step(carried) > carried_step(last):
-        ckpt, source = read_carried(carried), carried
-    elif last.exists():
-        ckpt, source = torch.load(last, map_location="cpu", weights_only=False), last
+    saved = [(torch.load(path, map_location="cpu", weights_only=False), path)
+             for path in (last, carried) if path is not None and path.is_file()]
+    ckpt, source = max(saved, key=lambda found: found[0]["step"], default=(None, None))  # a tie: last.pt
+    del saved  # the other one's tensors
+    if source is not None and source == carried:
+        ckpt = expand(ckpt)
     # dlib descriptors share a large common component (different people score cos ~0.85),
     # so the student mimics them centred: the identity-bearing part dominates the loss. A
     # resumed run keeps the centre it started with, whatever images the cache has gained since
