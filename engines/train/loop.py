@@ -559,9 +559,10 @@ def train(s: TrainSettings) -> dict:
                 resume = {"optimizer": opt.state_dict(), "best": best, "rng": torch.get_rng_state()}
                 if average is not None:
                     resume.update(train_state_dict=model.state_dict(), ema_updates=average.updates)
-                _save(last, {**payload, **resume})
+                resumable = {**payload, **resume}
+                _save(last, resumable)
                 if carried is not None:
-                    write_carried({**payload, **resume}, carried)
+                    write_carried(resumable, carried)
                 training_mode(model, s.freeze_detector)
     log_file.close()
     return {"step": step, "best": best, "out": str(out)}
