@@ -22,4 +22,5 @@ if [ ! -f "$ARM/last.pt" ]; then
   cp "$MAIN/last.pt" "$ARM/"
 fi
 mkdir -p "$ROOT/logs"
-OMP_NUM_THREADS=1 "$ROOT/scripts/train_student.sh" --stop-at "$STOP" --out "$ARM" "$@" > "$ROOT/logs/ab_$NAME.log" 2>&1
+# the arm's carried copy stays in its own folder: the committed one is the long run's
+OMP_NUM_THREADS=1 CARRIED="$ARM/carried.pt" "$ROOT/scripts/train_student.sh" --stop-at "$STOP" --out "$ARM" "$@" > "$ROOT/logs/ab_$NAME.log" 2>&1
