@@ -26,17 +26,23 @@
 #   --channels-last                    the same arithmetic ~1.2x faster on this CPU (step 11,500)
 #   --batch 16 --crop-batch 16         16 canvases + 16 views a step (step 13,250: WIDER 1024x768
 #                                      0.694 / 0.450 / 0.162 against 0.673 / 0.433 / 0.143 with 8 + 32,
-#                                      recognition equal); ~1.75 s a step alone
-# 30,000 steps of cosine schedule (~15 h of this machine alone); every 1,000th step's weights are
+#                                      recognition equal); ~1.5 s a step on one thread
+# 30,000 steps of cosine schedule (~12.5 h of this machine); every 1,000th step's weights are
 # kept in runs/student_mnv2face (step_NNNNNN.pt) for comparisons at equal steps.
 #
 #   scripts/train_student.sh [extra train options]      (NICE=15 to leave more room to other work)
+#
+# One thread (THREADS=N for more): on this 2-core machine, with the labelling at nice 19 beside it, the
+# run did 10.2-11.4 canvases/s on one thread (2026-12-07, steps 2,680-2,740) against 8.0-9.8 on two
+# (steps 1,500-2,000): its data worker takes most of the second core, and two compute threads then
+# wait on each other. Two one-thread runs side by side (an A/B) did 7.0-7.9 each.
 #
 # CONFIG, OUT and CARRIED name another network, run folder and carried file for the same recipe
 # (scripts/train_ablation.sh: the paper's ablations on exactly this run's schedule).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LABELS="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/views-v1"
+export OMP_NUM_THREADS="${THREADS:-${OMP_NUM_THREADS:-1}}"
 exec nice -n "${NICE:-10}" "$ROOT/run" train --labels "$LABELS" --out "${OUT:-$ROOT/runs/student_mnv2face}" \
   --config "${CONFIG:-mnv2_s8_mnv2face_px_d8}" --init imagenet --input-hint-weight 1 --steps 30000 --batch 16 --canvas 320x320 \
   --crop-batch 16 --crop-canvas 128 --lr 1e-3 --eval-every 250 --keep-every 1000 --workers 1 \

@@ -28,6 +28,7 @@ from engines.train.hints import HINT_TAP, HintTeacher
 from engines.train.imagenet_hint import ImageNetInputHint
 from engines.train.identities import DEFAULT_IDENTITIES, IdentityTable, class_centres, identity_table, read_identities
 from engines.train.labelling import load_labels
+from engines.train.ledger import ComputeLedger
 from engines.train.losses import LossWeights, detection_losses, identity_loss, mimic_loss, relation_loss
 from engines.train.official_boxes import merge_official_boxes, read_official_boxes
 from engines.train.sface_teacher import SFaceTeacher, teacher_chips
@@ -397,6 +398,7 @@ def train(s: TrainSettings) -> dict:
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     saved_average = None
+    ledger = ComputeLedger.from_checkpoint(ckpt, ckpt["step"] if ckpt is not None else 0)
     if ckpt is not None:
         if ckpt.get("config", s.config) != s.config:
             raise ValueError(f"{source} is a run of config {ckpt['config']}, not {s.config}: resume it with "
@@ -423,7 +425,7 @@ def train(s: TrainSettings) -> dict:
             g["lr_scale"] = fresh.get("lr_scale", 1.0)
         step, best = ckpt["step"], ckpt.get("best", -1.0)
         torch.set_rng_state(ckpt["rng"])
-        log.info("resumed from %s at step %d", source, step)
+        log.info("resumed from %s at step %d (trained so far: %s)", source, step, ledger.summary())
         del ckpt  # its optimiser state and weights are in place
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
 
@@ -472,6 +474,8 @@ def train(s: TrainSettings) -> dict:
                  f"resumed after {average.updates} updates" if saved_average else "starting from these weights")
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
+    # the ledger's unsaved stretch: a run stopped between checkpoints loses its steps and their cost alike
+    t_counted, canvases, views_seen = time.time(), 0, 0
     end = min(s.steps, s.stop_at) if s.stop_at else s.steps
     while step < end:
         dataset.epoch = step // max(1, len(dataset) // s.batch)
@@ -525,6 +529,8 @@ def train(s: TrainSettings) -> dict:
                 average.update(model)
             step += 1
             seen += len(batch["images"])
+            canvases += len(batch["images"])
+            views_seen += len(crop_batch["images"]) if crops is not None else 0
             if step % s.log_every == 0:
                 rate = seen / (time.time() - t_last)
                 t_last, seen = time.time(), 0
@@ -544,8 +550,10 @@ def train(s: TrainSettings) -> dict:
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("validation at step %d: %s", step, result.as_dict())
+                ledger.add(device.type, time.time() - t_counted, canvases, views_seen)
+                t_counted, canvases, views_seen = time.time(), 0, 0
                 payload = {"config": s.config, "state_dict": evaluated.state_dict(), "step": step,
-                           "teacher_mean": teacher_mean.tolist(),
+                           "teacher_mean": teacher_mean.tolist(), "ledger": ledger.as_dict(),
                            "val": result.as_dict(), "settings": asdict(s)}
                 if head is not None:  # training-only: publish_weights takes the state dict alone
                     payload.update(identity_head=head.detach().cpu().clone(), identity_names=table.names)

@@ -240,6 +240,12 @@ def test_a_run_on_a_fresh_machine_resumes_from_its_carried_state(view_cache, tmp
     assert all(r["lr"] == pytest.approx(_lr(r["step"], whole), abs=1e-6) for r in lines if "lr" in r)
     assert torch.load(tmp_path / "fresh" / "last.pt", weights_only=False)["ema_updates"] == 4
     assert read_carried(carried)["step"] == 4
+    # what the run cost travels with it: steps 1-2 on this machine, 3-4 on the "fresh" one
+    # (2 canvases + 2 views a step)
+    first, both = last["ledger"], read_carried(carried)["ledger"]
+    assert (first["since_step"], first["canvases"], first["views"]) == (0, 4, 4)
+    assert (both["since_step"], both["canvases"], both["views"]) == (0, 8, 8)
+    assert both["seconds"]["cpu"] > first["seconds"]["cpu"] > 0
 
     carried.write_bytes(step_two)  # older than the run's own last.pt: not taken up
     assert train(_settings(view_cache, tmp_path / "fresh", steps=6, ema=0.9, carried=str(carried)))["step"] == 6
