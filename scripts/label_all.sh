@@ -4,7 +4,8 @@
 #
 #   scripts/label_all.sh [extra label-views options, e.g. --workers 1]
 #
-# LABEL_NICE=19 leaves the CPU to the long run. EXTRA_SETS="wider-odd" labels the shared sets and only the named extra sets (the long run's core).
+# LABEL_NICE=19 leaves the CPU to the long run. EXTRA_SETS="wider-odd" labels the shared sets and
+# only the named extra sets (the long run's core: scripts/long_run.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 EXTRA="${UNISIGHT_CACHE:-$HOME/.cache/unisight}/extra-sets"
