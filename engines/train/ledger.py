@@ -20,11 +20,13 @@ class ComputeLedger:
     seconds: dict[str, float] = field(default_factory=dict)  # wall seconds in the training loop, by device kind
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict | None, step: int) -> "ComputeLedger":
-        """The ledger a checkpoint carries; a fresh one counting from `step` if it has none."""
-        saved = (checkpoint or {}).get("ledger")
+    def from_checkpoint(cls, checkpoint: dict | None) -> "ComputeLedger":
+        """The ledger a checkpoint carries; a fresh one counting from its step if it has none
+        (from step 0 without a checkpoint)."""
+        checkpoint = checkpoint or {}
+        saved = checkpoint.get("ledger")
         if saved is None:
-            return cls(since_step=step)
+            return cls(since_step=checkpoint.get("step", 0))
         return cls(saved["since_step"], saved["canvases"], saved["views"], dict(saved["seconds"]))
 
     def add(self, device: str, seconds: float, canvases: int, views: int) -> None:

@@ -398,7 +398,7 @@ def train(s: TrainSettings) -> dict:
     opt = torch.optim.AdamW(groups, lr=s.lr)
     step, best = 0, -1.0
     saved_average = None
-    ledger = ComputeLedger.from_checkpoint(ckpt, ckpt["step"] if ckpt is not None else 0)
+    ledger = ComputeLedger.from_checkpoint(ckpt)
     if ckpt is not None:
         if ckpt.get("config", s.config) != s.config:
             raise ValueError(f"{source} is a run of config {ckpt['config']}, not {s.config}: resume it with "
@@ -475,7 +475,7 @@ def train(s: TrainSettings) -> dict:
     log_file = open(out / "train.jsonl", "a")
     t_last, seen = time.time(), 0
     # the ledger's unsaved stretch: a run stopped between checkpoints loses its steps and their cost alike
-    t_counted, canvases, views_seen = time.time(), 0, 0
+    t_counted, counted_step = time.time(), step
     end = min(s.steps, s.stop_at) if s.stop_at else s.steps
     while step < end:
         dataset.epoch = step // max(1, len(dataset) // s.batch)
@@ -529,8 +529,6 @@ def train(s: TrainSettings) -> dict:
                 average.update(model)
             step += 1
             seen += len(batch["images"])
-            canvases += len(batch["images"])
-            views_seen += len(crop_batch["images"]) if crops is not None else 0
             if step % s.log_every == 0:
                 rate = seen / (time.time() - t_last)
                 t_last, seen = time.time(), 0
@@ -550,8 +548,10 @@ def train(s: TrainSettings) -> dict:
                 log_file.write(json.dumps(rec) + "\n")
                 log_file.flush()
                 log.info("validation at step %d: %s", step, result.as_dict())
-                ledger.add(device.type, time.time() - t_counted, canvases, views_seen)
-                t_counted, canvases, views_seen = time.time(), 0, 0
+                stretch = step - counted_step  # both streams drop their last short batch: every step is whole
+                ledger.add(device.type, time.time() - t_counted, stretch * s.batch,
+                           stretch * s.crop_batch if crops is not None else 0)
+                t_counted, counted_step = time.time(), step
                 payload = {"config": s.config, "state_dict": evaluated.state_dict(), "step": step,
                            "teacher_mean": teacher_mean.tolist(), "ledger": ledger.as_dict(),
                            "val": result.as_dict(), "settings": asdict(s)}

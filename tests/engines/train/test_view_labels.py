@@ -111,7 +111,6 @@ def test_label_views_command_one_line_errors(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-
 def test_a_second_labelling_run_into_a_folder_being_written_stops_at_once(tmp_path, capsys):
     """Two runs into one cache would write the same shard names (and clear each other's
     half-written files): while one holds the folder, the other stops with a one-line error and
@@ -130,6 +129,7 @@ def test_a_second_labelling_run_into_a_folder_being_written_stops_at_once(tmp_pa
         assert not (out / "photos").exists() and not (out / "meta.json").exists()
     assert main(args) == 0
     assert (out / "meta.json").is_file()
+
 
 def test_label_views_command_on_shared_faces(tmp_path, capsys):
     if not (SHARED_DATA / "faces-misc").is_dir():
