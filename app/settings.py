@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.paths import user_data_dir
 from engines.backends.registry import ENGINES
+from engines.model.config import MIN_INPUT_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ class Settings:
             raise ValueError("backend must be a name such as auto or onnxruntime")
         if self.input_size is not None:
             w, h = (int(v) for v in self.input_size)
-            if w % 32 or h % 32 or w < 128 or h < 128:
-                raise ValueError(f"input size must be multiples of 32, at least 128x128, got {w}x{h}")
+            min_w, min_h = MIN_INPUT_SIZE
+            if w % 32 or h % 32 or w < min_w or h < min_h:
+                raise ValueError(f"input size must be multiples of 32, at least {min_w}x{min_h}, got {w}x{h}")
             self.input_size = (w, h)
         if self.gallery_dir is not None:
             self.gallery_dir = str(self.gallery_dir)

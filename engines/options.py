@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from engines.errors import UserError
-from engines.model.config import CONFIG_HELP, SHIPPED_CONFIG, get_config
+from engines.model.config import CONFIG_HELP, MIN_INPUT_SIZE, SHIPPED_CONFIG, get_config
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -21,10 +21,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
-    """A network input size: multiples of 32, at least 128 per side."""
+    """A network input size: multiples of 32, at least `MIN_INPUT_SIZE` (128x128)."""
     w, h = parse_size(text)
-    if w % 32 or h % 32 or w < 128 or h < 128:
-        raise argparse.ArgumentTypeError(f"input size must be multiples of 32, at least 128x128, got {text!r}")
+    min_w, min_h = MIN_INPUT_SIZE
+    if w % 32 or h % 32 or w < min_w or h < min_h:
+        raise argparse.ArgumentTypeError(f"input size must be multiples of 32, at least {min_w}x{min_h}, got {text!r}")
     return w, h
 
 

@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 ASPECT_RATIOS = (0.95, 0.8, 0.65)  # anchor width / height, as in the Uniface paper
+MIN_INPUT_SIZE = (128, 128)  # the smallest network input (w, h) the commands accept
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,22 @@ class UnifaceConfig:
     # units (face region [0, 1] x [0, face_aspect]); None samples axis-aligned boxes.
     face_template: tuple[tuple[float, float], ...] | None = None
     face_aspect: float = 1.0
-    max_faces: int = 64  # K: faces kept per image after NMS
-    pre_nms_topk: int = 300
+    # K: faces kept per image after NMS, and M: the candidates decoded before it (at most the
+    # anchors of the smallest input, 128x128: 2,046 here; checked below). 64 / 300 capped crowds:
+    # 4 of the WIDER sample's 50 images hold more than 64 hard faces, one 357, so 380 of its 1,211
+    # could never be found, and a face has ~25 anchors over the threshold, so 300 held ~12 faces.
+    # With only each cell's best aspect ratio decoded (`network.best_aspect_only`), the long run's
+    # step 6,000 at 1024x768 (640x480), easy / medium / hard, `eval widerface` (2026-12-08):
+    #   64 / 300 before   0.528 / 0.401 / 0.183   (0.593 / 0.395 / 0.114)
+    #   64 / 300          0.532 / 0.410 / 0.196   (0.596 / 0.403 / 0.120)
+    #   256 / 1,000       0.532 / 0.413 / 0.241   (0.596 / 0.406 / 0.133)
+    #   512 / 2,000       0.532 / 0.414 / 0.249   (0.596 / 0.406 / 0.137)
+    # The shipped model's frames of 1 / 5 / 20 faces at 640x480 (one ORT thread, 30 rounds paired
+    # with the graph before): 256 / 1,000 x1.03 / 0.98 / 0.99; without the best-aspect step the
+    # 20-face frame cost x1.30 (NMS is quadratic in the candidates over the threshold). A frame of
+    # 120 faces finds 120 (64 before). Only the faces over the threshold are embedded.
+    max_faces: int = 256
+    pre_nms_topk: int = 1000
     nms_iou: float = 0.4
     nms_iterations: int = 16  # Cluster-NMS rounds; equals greedy NMS for chains up to this long
     input_size: tuple[int, int] = (640, 480)  # default network input (w, h); multiples of 32
@@ -160,6 +175,10 @@ class UnifaceConfig:
         w, h = self.input_size
         if w % 32 or h % 32:
             raise ValueError(f"{self.name}: input size {self.input_size} must be multiples of 32")
+        if not 0 < self.max_faces <= self.pre_nms_topk <= self.anchor_count(*MIN_INPUT_SIZE):
+            raise ValueError(f"{self.name}: need 0 < max_faces ({self.max_faces}) <= pre_nms_topk "
+                             f"({self.pre_nms_topk}) <= the anchors of the smallest input "
+                             f"({self.anchor_count(*MIN_INPUT_SIZE)} at {MIN_INPUT_SIZE[0]}x{MIN_INPUT_SIZE[1]})")
 
     @property
     def strides(self) -> tuple[int, ...]:
@@ -180,6 +199,10 @@ class UnifaceConfig:
     @property
     def anchors_per_cell(self) -> tuple[int, ...]:
         return tuple(len(s) * len(self.aspect_ratios) for s in self.anchor_sizes)
+
+    def anchor_count(self, width: int, height: int) -> int:
+        """Anchors of an input of this size (each level's map is the input over its stride, rounded up)."""
+        return sum(-(-width // s) * -(-height // s) * a for s, a in zip(self.strides, self.anchors_per_cell))
 
 
 PROD = UnifaceConfig(

@@ -272,3 +272,48 @@ def test_roi_align_samples_the_right_image_and_place(folded):
     assert torch.allclose(out[0, 0, 0], torch.tensor([4.0, 5.0, 6.0, 7.0, 8.0]) - 0.0, atol=1e-4)
     out1 = roi_align(stacked, torch.tensor([[16.0, 8.0, 36.0, 28.0]]), torch.tensor([1]), 5, stride=4, sampling=1)
     assert torch.allclose(out1[0, 0, :, 0], 100 + torch.tensor([2.0, 3.0, 4.0, 5.0, 6.0]), atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [(128, 128), (160, 128), (640, 480)])
+@pytest.mark.parametrize("cfg", [TINY, LONG_RUN, WIDE_ALIGNED], ids=lambda c: c.name)
+def test_anchor_count_is_the_networks(cfg, size):
+    """`anchor_count` (which bounds pre_nms_topk) counts what the network lays out, 160 px over
+    stride 64 included (3 cells, not 2)."""
+    w, h = size
+    model = Uniface(cfg).eval()
+    with torch.inference_mode():
+        out = model.forward_heads(model.normalise(torch.zeros(1, h, w, 3, dtype=torch.uint8)))
+    assert out.anchors.shape[0] == out.logits.shape[1] == cfg.anchor_count(w, h)
+
+
+def test_a_config_decoding_more_candidates_than_the_smallest_input_has_is_refused():
+    """TopK over fewer anchors than pre_nms_topk fails at run time, on the smallest inputs only:
+    the config refuses it when it is made."""
+    smallest = TINY.anchor_count(128, 128)
+    dataclasses.replace(TINY, pre_nms_topk=smallest)
+    with pytest.raises(ValueError, match="pre_nms_topk"):
+        dataclasses.replace(TINY, pre_nms_topk=smallest + 1)
+    with pytest.raises(ValueError, match="max_faces"):
+        dataclasses.replace(TINY, max_faces=TINY.pre_nms_topk + 1)
+
+
+def test_best_aspect_only_keeps_each_cells_best_ratio():
+    """Groups of len(aspect_ratios) consecutive anchors are one cell and size (same centre, same
+    area), and of each group only the best score (ties: all of them) stays over zero."""
+    from engines.model.network import best_aspect_only
+
+    cfg = LONG_RUN
+    r = len(cfg.aspect_ratios)
+    model = Uniface(cfg).eval()
+    with torch.inference_mode():
+        anchors = model.forward_heads(model.normalise(torch.zeros(1, 128, 160, 3, dtype=torch.uint8))).anchors
+    groups = anchors.reshape(-1, r, 4)
+    assert torch.allclose(groups[..., :2], groups[:, :1, :2].expand(-1, r, -1))
+    area = groups[..., 2] * groups[..., 3]
+    assert torch.allclose(area, area[:, :1].expand(-1, r), rtol=1e-4)
+    assert not torch.allclose(groups[..., 2], groups[:, :1, 2].expand(-1, r))  # the ratios differ
+
+    scores = torch.tensor([[0.2, 0.9, 0.5, 0.7, 0.7, 0.1], [0.3, 0.3, 0.3, 0.0, 0.8, 0.6]])
+    kept = best_aspect_only(scores, 3)
+    expected = torch.tensor([[0.0, 0.9, 0.0, 0.7, 0.7, 0.0], [0.3, 0.3, 0.3, 0.0, 0.8, 0.0]])
+    assert torch.equal(kept, expected)
