@@ -282,7 +282,6 @@ class LandmarkAttention(nn.Module):
                              part_index, self.cfg.landmark_roi, self.cfg.fr_stride)
 
 
-
 def best_aspect_only(scores: torch.Tensor, ratios: int) -> torch.Tensor:
     """Face scores (N, A) with each anchor that is not the best of its cell and size zeroed.
 
