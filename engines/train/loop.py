@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,11 @@ class TrainSettings:
     weight_decay: float = 1e-4
     warmup: int = 500
     canvas: tuple[int, int] = (320, 320)
+    # canvases per step at wide_canvas beside the batch at canvas (0: none): a 320x320 canvas's
+    # stride-32 and -64 maps are 10x10 and 5x5, every cell near the padding, where a deployed
+    # 640x480 frame has interior cells that such canvases never show the coarse levels
+    wide_batch: int = 0
+    wide_canvas: tuple[int, int] = (640, 480)
     workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -431,6 +436,13 @@ def train(s: TrainSettings) -> dict:
 
     dataset = FaceDataset(train_labels, _anchors(model, s.canvas, device), augment_settings(s),
                           seed=s.seed, identities=table, repeats=s.set_repeat)
+    wide_batches = None
+    if s.wide_batch > 0:
+        wide = FaceDataset(train_labels, _anchors(model, tuple(s.wide_canvas), device),
+                           replace(augment_settings(s), canvas=tuple(s.wide_canvas)),
+                           seed=s.seed + 1, identities=table, repeats=s.set_repeat)
+        wide_batches = _endless(wide, s.wide_batch, s.workers, s.seed + 1, step // max(1, len(wide) // s.wide_batch))
+        log.info("wide stream: %d canvases of %dx%d per step", s.wide_batch, *s.wide_canvas)
     if s.identity_repeat > 1 and (table is None or s.crop_batch == 0):
         raise ValueError("identity repeat needs the identity loss (its weight > 0) and the mimic stream (crop batch > 0)")
     crops = None
@@ -491,12 +503,23 @@ def train(s: TrainSettings) -> dict:
             full = _batch_losses(model, batch, device, s.jitter, gen, teacher_mean, bf16, live=live,
                                  channels_last=channels_last)
             losses, student, target, classes = full.losses, full.student, full.target, full.classes
+            streams = 1  # each stream's losses count alike, whatever its batch
+            if wide_batches is not None:
+                wide_out = _batch_losses(model, next(wide_batches), device, s.jitter, gen, teacher_mean, bf16,
+                                         live=live, channels_last=channels_last)
+                losses = {k: v + wide_out.losses[k] for k, v in losses.items()}
+                student, target = torch.cat([student, wide_out.student]), torch.cat([target, wide_out.target])
+                classes = torch.cat([classes, wide_out.classes])
+                streams += 1
             if crops is not None:
                 crop_batch = next(crop_batches)
                 view = _batch_losses(model, crop_batch, device, s.jitter, gen, teacher_mean, bf16,
                                      with_map=hints is not None or input_hint is not None,
                                      channels_last=channels_last)
-                losses = {k: (v + view.losses[k]) / 2 for k, v in losses.items()}
+                losses = {k: v + view.losses[k] for k, v in losses.items()}
+                streams += 1
+            losses = {k: v / streams for k, v in losses.items()}
+            if crops is not None:
                 if hints is not None:  # the teacher's chips: the view on its own (unjittered) landmarks
                     chips = teacher_chips(crop_batch["images"], crop_batch["mimic_landmarks"], crop_batch["mimic_index"])
                     losses["hint"] = hints.loss(view.maps.output, hints.targets(chips))
@@ -549,7 +572,7 @@ def train(s: TrainSettings) -> dict:
                 log_file.flush()
                 log.info("validation at step %d: %s", step, result.as_dict())
                 stretch = step - counted_step  # both streams drop their last short batch: every step is whole
-                ledger.add(device.type, time.time() - t_counted, stretch * s.batch,
+                ledger.add(device.type, time.time() - t_counted, stretch * (s.batch + s.wide_batch),
                            stretch * s.crop_batch if crops is not None else 0)
                 t_counted, counted_step = time.time(), step
                 payload = {"config": s.config, "state_dict": evaluated.state_dict(), "step": step,

@@ -25,6 +25,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--canvas", type=parse_size, default=(320, 320), metavar="WxH", help="training canvas (320x320)")
+    p.add_argument("--wide-batch", type=int, default=0,
+                   help="add N canvases per step at --wide-canvas, the sizes the product runs at (0: off)")
+    p.add_argument("--wide-canvas", type=parse_size, default=(640, 480), metavar="WxH",
+                   help="those canvases' size (640x480): the coarse levels then see cells far from the "
+                        "padding, which 320x320 canvases never show them")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--eval-every", type=int, default=1000)
@@ -182,6 +187,8 @@ def run(args) -> int:
         raise UserError("--identity-min-images must be at least 1")
     if args.identity_repeat < 1:
         raise UserError("--identity-repeat must be at least 1")
+    if args.wide_batch < 0 or args.wide_canvas[0] % 32 or args.wide_canvas[1] % 32:
+        raise UserError("--wide-batch must be >= 0 and --wide-canvas multiples of 32")
     if args.identity_repeat > 1 and (args.identity_weight == 0 or args.crop_batch == 0):
         raise UserError("--identity-repeat needs --identity-weight > 0 and --crop-batch > 0")
     identities = args.identities or DEFAULT_IDENTITIES
@@ -201,7 +208,7 @@ def run(args) -> int:
     settings = TrainSettings(
         labels_dir=str(labels), out_dir=str(args.out), config=args.config,
         sets=args.sets.split(",") if args.sets else None, data_roots=roots, steps=args.steps, batch=args.batch,
-        lr=args.lr, canvas=args.canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
+        lr=args.lr, canvas=args.canvas, wide_batch=args.wide_batch, wide_canvas=args.wide_canvas, workers=args.workers, device=args.device, eval_every=args.eval_every,
         val_images=args.val_images, init=str(args.init) if args.init else None, seed=args.seed, bf16=args.bf16,
         channels_last=args.channels_last,
         weights=asdict(weights), crop_batch=args.crop_batch, crop_canvas=args.crop_canvas,

@@ -481,3 +481,22 @@ def test_a_frozen_detector_keeps_every_detection_tensor_and_trains_the_embedding
     moved = [k for k in after if k not in detector and after[k].is_floating_point() and not torch.equal(before[k], after[k])]
     assert any(k.startswith("topdown.") for k in moved) and any(k.startswith("attention.") for k in moved)
     assert publish_weights(tmp_path / "run" / "last.pt", tmp_path / "out.pt").model_id.startswith("uniface-tiny-")
+
+
+def test_a_wide_stream_trains_canvases_at_the_deployed_size_beside_the_batch(tmp_path, caplog):
+    """--wide-batch adds canvases of another size to every step (their own anchors), and the
+    ledger counts them with the batch's."""
+    import logging
+
+    from engines.train.loop import TrainSettings, train
+
+    labels = _write_cache(tmp_path, [f"img{i:02d}.jpg" for i in range(8)])
+    out = tmp_path / "run"
+    settings = TrainSettings(labels_dir=str(labels), out_dir=str(out), config="tiny", steps=2, batch=2,
+                             canvas=(160, 128), wide_batch=1, wide_canvas=(320, 256), workers=0, eval_every=2,
+                             log_every=1, warmup=1, val_images=2)
+    with caplog.at_level(logging.INFO, logger="engines.train.loop"):
+        assert train(settings)["step"] == 2
+    assert "wide stream: 1 canvases of 320x256 per step" in caplog.text
+    ledger = torch.load(out / "last.pt", weights_only=False)["ledger"]
+    assert ledger["canvases"] == 2 * (2 + 1)
